@@ -1,0 +1,1 @@
+"""Patients: clinical profiles, their matches against trials, referrals and the audit trail."""

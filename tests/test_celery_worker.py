@@ -1,0 +1,28 @@
+"""A real worker executes tasks sent through the configured broker (Redis in CI)."""
+
+import pytest
+
+from config.celery import app as celery_app
+from config.celery import ping
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_executes_a_task_and_its_result_is_seen(celery_worker: str) -> None:
+    result = ping.apply_async(queue=celery_worker)
+
+    assert result.get(timeout=30) == "pong"
+    assert result.successful()
+
+
+def test_tasks_are_configured_for_safe_redelivery() -> None:
+    conf = celery_app.conf
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.task_serializer == "json"
+    assert conf.accept_content == ["json"]
+    assert conf.task_soft_time_limit < conf.task_time_limit
+
+
+def test_tasks_can_wait_for_the_transaction_to_commit() -> None:
+    assert hasattr(ping, "delay_on_commit")

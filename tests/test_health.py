@@ -1,0 +1,61 @@
+"""/healthz tells whether this instance can reach what it needs, without revealing details."""
+
+import pytest
+from django.db import OperationalError
+from django.test import Client
+
+
+@pytest.fixture
+def unreachable_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
+
+
+@pytest.mark.django_db
+def test_healthy_instance_answers_ok(client: Client) -> None:
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response["Cache-Control"].startswith("max-age=0")
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["checks"]["database"] == {"ok": True}
+    assert body["checks"]["broker"] == {"ok": True}
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("unreachable_broker")
+def test_unreachable_broker_fails_the_check_without_details(client: Client) -> None:
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "failing"
+    assert body["checks"]["broker"]["ok"] is False
+    assert "127.0.0.1" not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_unreachable_database_fails_the_check(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("config.health.connection.cursor", refuse)
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"] == {"ok": False, "error": "OperationalError"}
+
+
+def test_only_get_is_allowed(client: Client) -> None:
+    assert client.post("/healthz").status_code == 405
+
+
+@pytest.mark.django_db
+def test_answers_whatever_host_the_load_balancer_uses(client: Client) -> None:
+    response = client.get("/healthz", HTTP_HOST="10.1.2.3:8000")
+
+    assert response.status_code == 200

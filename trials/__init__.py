@@ -1,0 +1,1 @@
+"""Trials: ClinicalTrials.gov records, their eligibility criteria and the matching engine."""
