@@ -7,12 +7,15 @@ public, so it never shows hosts, credentials or data.
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from config.celery import app as celery_app
+from trials.models import SyncRun
 
 Check = Callable[[], dict[str, Any]]
 
@@ -30,10 +33,30 @@ def check_broker() -> dict[str, Any]:
     return {"ok": True}
 
 
-CHECKS: dict[str, Check] = {
+def check_last_sync() -> dict[str, Any]:
+    """Age of the last successful registry sync.
+
+    Stale trial data degrades the service; it does not take the instance out of rotation.
+    """
+    last = (
+        SyncRun.objects.filter(status=SyncRun.Status.SUCCEEDED)
+        .exclude(mode=SyncRun.Mode.FILE)
+        .order_by("-finished_at")
+        .values_list("finished_at", flat=True)
+        .first()
+    )
+    if last is None:
+        return {"ok": False, "age_seconds": None}
+    age = (timezone.now() - last).total_seconds()
+    return {"ok": age <= settings.CTGOV_SYNC_MAX_AGE_HOURS * 3600, "age_seconds": round(age)}
+
+
+# Critical checks answer 503 when they fail; the others only make the status "degraded".
+CRITICAL_CHECKS: dict[str, Check] = {
     "database": check_database,
     "broker": check_broker,
 }
+CHECKS: dict[str, Check] = {**CRITICAL_CHECKS, "last_sync": check_last_sync}
 
 
 def run_checks() -> dict[str, dict[str, Any]]:
@@ -50,11 +73,13 @@ def run_checks() -> dict[str, dict[str, Any]]:
 @require_GET
 def healthz(request: HttpRequest) -> HttpResponse:
     checks = run_checks()
-    healthy = all(result["ok"] for result in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "failing", "checks": checks},
-        status=200 if healthy else 503,
-    )
+    if not all(checks[name]["ok"] for name in CRITICAL_CHECKS):
+        status, code = "failing", 503
+    elif not all(result["ok"] for result in checks.values()):
+        status, code = "degraded", 200
+    else:
+        status, code = "ok", 200
+    return JsonResponse({"status": status, "checks": checks}, status=code)
 
 
 class HealthCheckMiddleware:

@@ -8,8 +8,10 @@ The variables are listed in ``.env.example`` and in README.md.
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -100,6 +102,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+    # Tests start real worker processes that must see the test database: a file, not memory.
+    _db["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 else:
     _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     # A connection kept across requests is checked before reuse, so a database restart costs
@@ -206,11 +210,56 @@ else:
     # the longest task or a slow task would run twice at once.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
 
-# The nightly jobs, declared here so that the schedule is reviewed with the code.
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
-
 # --- ClinicalTrials.gov ---------------------------------------------------------------------
 CTGOV_BASE_URL = env.str("CTGOV_BASE_URL", default="https://clinicaltrials.gov/api/v2")
+# What the sync asks for (API v2 parameters as a URL query string). Every overall status is
+# kept, so a trial we hold that closes or is withdrawn is seen closing.
+CTGOV_SYNC_QUERY = env.str(
+    "CTGOV_SYNC_QUERY",
+    default=urlencode(
+        {
+            "query.cond": '"stomach neoplasms" OR "gastric cancer" OR '
+            '"gastroesophageal junction cancer" OR "esophagogastric junction adenocarcinoma"'
+        }
+    ),
+)
+# Who runs this instance (an email or URL), added to the User-Agent so the registry can reach us.
+CTGOV_CONTACT = env.str("CTGOV_CONTACT", default="")
+CTGOV_PAGE_SIZE = env.int("CTGOV_PAGE_SIZE", default=100)
+# Politeness: at most one request per this many seconds.
+CTGOV_MIN_REQUEST_INTERVAL = env.float("CTGOV_MIN_REQUEST_INTERVAL", default=1.0)
+CTGOV_CONNECT_TIMEOUT = env.float("CTGOV_CONNECT_TIMEOUT", default=10.0)
+CTGOV_READ_TIMEOUT = env.float("CTGOV_READ_TIMEOUT", default=60.0)
+CTGOV_MAX_ATTEMPTS = env.int("CTGOV_MAX_ATTEMPTS", default=6)
+# A run that stopped part-way is resumed from its checkpoint within this window; after it the
+# page token may have expired, so the window is listed again from the start.
+CTGOV_RESUME_WITHIN_HOURS = env.int("CTGOV_RESUME_WITHIN_HOURS", default=24)
+# /healthz reports "degraded" when the last successful sync is older than this.
+CTGOV_SYNC_MAX_AGE_HOURS = env.int("CTGOV_SYNC_MAX_AGE_HOURS", default=36)
+CTGOV_SYNC_CRONTAB = env.str("CTGOV_SYNC_CRONTAB", default="30 2 * * *")
+
+# The nightly jobs, declared here so that the schedule is reviewed with the code.
+try:
+    _sync_minute, _sync_hour, _sync_day, _sync_month, _sync_weekday = CTGOV_SYNC_CRONTAB.split()
+except ValueError:
+    raise ImproperlyConfigured(
+        f"CTGOV_SYNC_CRONTAB must have five fields (minute hour day month weekday), "
+        f"got {CTGOV_SYNC_CRONTAB!r}"
+    ) from None
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    # Incremental ClinicalTrials.gov sync (records updated since the last successful run).
+    "nightly-ctgov-sync": {
+        "task": "trials.tasks.sync_trials_task",
+        "schedule": crontab(
+            minute=_sync_minute,
+            hour=_sync_hour,
+            day_of_month=_sync_day,
+            month_of_year=_sync_month,
+            day_of_week=_sync_weekday,
+        ),
+        "options": {"expires": 6 * 3600},
+    },
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -12,6 +12,11 @@ from celery.contrib.testing.worker import start_worker
 
 from config.celery import app as celery_app
 
+# Tasks the code under test queues without naming a queue go to a queue of this test session
+# only, never to the queue a developer's running worker consumes.
+TEST_DEFAULT_QUEUE = f"tests-{uuid.uuid4().hex}"
+celery_app.conf.task_default_queue = TEST_DEFAULT_QUEUE
+
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     unran = terminalreporter.stats.get("skipped", []) + terminalreporter.stats.get("xfailed", [])
@@ -45,3 +50,19 @@ def celery_worker() -> Iterator[str]:
         shutdown_timeout=30,
     ):
         yield queue
+
+
+@pytest.fixture
+def default_queue_worker() -> Iterator[None]:
+    """A real worker consuming the session's default queue (emptied first), for code that
+    queues tasks itself (admin buttons, commands with --queue)."""
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(TEST_DEFAULT_QUEUE)  # type: ignore[attr-defined]
+    with start_worker(
+        celery_app,
+        pool="solo",
+        perform_ping_check=False,
+        queues=[TEST_DEFAULT_QUEUE],
+        shutdown_timeout=30,
+    ):
+        yield

@@ -54,15 +54,3 @@ def test_anonymous_visitor_is_sent_to_login_and_coordinator_gets_in(
 
     assert logged_in
     assert client.get("/admin/").status_code == 200
-
-
-@pytest.mark.django_db
-def test_bootstrap_demo_prints_where_to_log_in(settings: object, tmp_path: Path) -> None:
-    settings.VAR_DIR = tmp_path  # type: ignore[attr-defined]
-    out = StringIO()
-
-    call_command("bootstrap_demo", url="http://127.0.0.1:8123", stdout=out)
-
-    password = (tmp_path / "admin-password.txt").read_text().strip()
-    assert f"http://127.0.0.1:8123/admin/  user: admin  password: {password}" in out.getvalue()
-    assert get_user_model().objects.get(username="admin").is_superuser

@@ -1,8 +1,13 @@
 """/healthz tells whether this instance can reach what it needs, without revealing details."""
 
+import datetime
+
 import pytest
 from django.db import OperationalError
 from django.test import Client
+from django.utils import timezone
+
+from trials.models import SyncRun
 
 
 @pytest.fixture
@@ -11,8 +16,20 @@ def unreachable_broker(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
 
 
+def recent_sync(hours_ago: float) -> None:
+    finished = timezone.now() - datetime.timedelta(hours=hours_ago)
+    SyncRun.objects.create(
+        mode=SyncRun.Mode.INCREMENTAL,
+        status=SyncRun.Status.SUCCEEDED,
+        started_at=finished - datetime.timedelta(minutes=5),
+        finished_at=finished,
+    )
+
+
 @pytest.mark.django_db
 def test_healthy_instance_answers_ok(client: Client) -> None:
+    recent_sync(hours_ago=2)
+
     response = client.get("/healthz")
 
     assert response.status_code == 200
@@ -21,6 +38,23 @@ def test_healthy_instance_answers_ok(client: Client) -> None:
     assert body["status"] == "ok"
     assert body["checks"]["database"] == {"ok": True}
     assert body["checks"]["broker"] == {"ok": True}
+    assert body["checks"]["last_sync"]["ok"] is True
+    assert 7100 < body["checks"]["last_sync"]["age_seconds"] < 7300
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("hours_ago", [None, 48])
+def test_missing_or_stale_sync_degrades_but_keeps_serving(
+    client: Client, hours_ago: float | None
+) -> None:
+    if hours_ago is not None:
+        recent_sync(hours_ago)
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["checks"]["last_sync"]["ok"] is False
 
 
 @pytest.mark.django_db

@@ -1,19 +1,28 @@
 """Prepare the embedded-defaults demo that ``make run`` starts: an admin account and data."""
 
+from __future__ import annotations
+
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from trials import services
+from trials.models import SyncRun
+
 
 class Command(BaseCommand):
-    help = "Create the demo admin account (once) and print where and how to log in."
+    help = (
+        "Create the demo admin account (once), load trials (live from ClinicalTrials.gov when "
+        "it answers within a few seconds, else the bundled snapshot) and print how to log in."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--url", default="http://127.0.0.1:8000", help="Where the web app runs."
         )
+        parser.add_argument("--offline", action="store_true", help="Do not try the live registry.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         password_file = settings.VAR_DIR / "admin-password.txt"
@@ -25,6 +34,7 @@ class Command(BaseCommand):
             password_file=password_file,
             stdout=self.stdout,
         )
+        self._load_trials(offline=options["offline"])
         password = password_file.read_text().strip() if password_file.exists() else "(set by you)"
         base = options["url"].rstrip("/")
         self.stdout.write(
@@ -33,3 +43,28 @@ class Command(BaseCommand):
                 f"Health:            {base}/healthz\n"
             )
         )
+
+    def _load_trials(self, *, offline: bool) -> None:
+        client = services.default_client()
+        if not offline and client.is_reachable(timeout=3):
+            self.stdout.write(f"ClinicalTrials.gov answers at {client.base_url}: syncing live.")
+            try:
+                run = services.sync_trials(client=client)
+            except services.SyncAlreadyRunning as exc:
+                self.stdout.write(f"A sync is already running ({exc}); using what is held.")
+                return
+            self.stdout.write(run.summary())
+            if run.status == SyncRun.Status.SUCCEEDED:
+                return
+            self.stdout.write("The live sync failed; importing the bundled snapshot instead.")
+        else:
+            self.stdout.write(
+                "ClinicalTrials.gov is not reachable from here: importing the bundled snapshot "
+                "of recorded real records (trials/data/ctgov/)."
+            )
+        try:
+            run = services.import_trial_files(paths=services.bundled_snapshot_paths())
+        except services.SyncAlreadyRunning as exc:
+            self.stdout.write(f"A sync is already running ({exc}); using what is held.")
+            return
+        self.stdout.write(run.summary())

@@ -1,0 +1,1 @@
+"""ClinicalTrials.gov API v2: the HTTP client and the mapping of a study record to plain data."""

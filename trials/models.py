@@ -1,0 +1,241 @@
+"""Trials as ClinicalTrials.gov describes them, their history, and the syncs that keep them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+from trials.fields import RecordJSONField
+
+# Statuses under which a trial takes (or will soon take) patients.
+OPEN_STATUSES = ("RECRUITING", "NOT_YET_RECRUITING", "ENROLLING_BY_INVITATION")
+
+
+class TrialQuerySet(models.QuerySet["Trial"]):
+    def open_to_enrolment(self) -> TrialQuerySet:
+        return self.filter(overall_status__in=OPEN_STATUSES, removed_from_registry=False)
+
+
+class Trial(models.Model):
+    """One registry record, mapped to columns, with the record itself kept as received."""
+
+    class Status(models.TextChoices):
+        RECRUITING = "RECRUITING", "Recruiting"
+        NOT_YET_RECRUITING = "NOT_YET_RECRUITING", "Not yet recruiting"
+        ENROLLING_BY_INVITATION = "ENROLLING_BY_INVITATION", "Enrolling by invitation"
+        ACTIVE_NOT_RECRUITING = "ACTIVE_NOT_RECRUITING", "Active, not recruiting"
+        SUSPENDED = "SUSPENDED", "Suspended"
+        TERMINATED = "TERMINATED", "Terminated"
+        COMPLETED = "COMPLETED", "Completed"
+        WITHDRAWN = "WITHDRAWN", "Withdrawn"
+        UNKNOWN = "UNKNOWN", "Unknown status"
+
+    nct_id = models.CharField("NCT id", max_length=11, unique=True)
+    brief_title = models.TextField(blank=True)
+    official_title = models.TextField(blank=True)
+    acronym = models.CharField(max_length=200, blank=True)
+    # Not limited to the choices: the registry may add statuses; unknown ones are kept as sent.
+    overall_status = models.CharField(
+        max_length=40, blank=True, choices=Status.choices, db_index=True
+    )
+    phases = models.JSONField(default=list, blank=True)
+    study_type = models.CharField(max_length=40, blank=True)
+    conditions = models.JSONField(default=list, blank=True)
+    condition_mesh_terms = models.JSONField("condition MeSH terms", default=list, blank=True)
+    keywords = models.JSONField(default=list, blank=True)
+    interventions = models.JSONField(default=list, blank=True)
+    intervention_mesh_terms = models.JSONField("intervention MeSH terms", default=list, blank=True)
+    arm_groups = models.JSONField(default=list, blank=True)
+    brief_summary = models.TextField(blank=True)
+    detailed_description = models.TextField(blank=True)
+    lead_sponsor = models.CharField(max_length=500, blank=True)
+    start_date = models.CharField(max_length=10, blank=True, help_text="As given: 2023, 2023-04")
+    completion_date = models.CharField(max_length=10, blank=True)
+    last_update_posted = models.DateField(null=True, blank=True, db_index=True)
+    eligibility_criteria = models.TextField(blank=True)
+    minimum_age_value = models.DecimalField(max_digits=7, decimal_places=2, null=True, blank=True)
+    minimum_age_unit = models.CharField(max_length=10, blank=True)
+    maximum_age_value = models.DecimalField(max_digits=7, decimal_places=2, null=True, blank=True)
+    maximum_age_unit = models.CharField(max_length=10, blank=True)
+    sex = models.CharField(max_length=10, blank=True)
+    healthy_volunteers = models.BooleanField(null=True, blank=True)
+    raw = RecordJSONField("record as received", default=dict)
+    content_hash = models.CharField(max_length=64)
+    source_hash = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the record's text as read from a file"
+    )
+    version_count = models.PositiveIntegerField(default=0)
+    removed_from_registry = models.BooleanField(default=False, db_index=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    needs_evaluation = models.BooleanField(
+        default=True,
+        db_index=True,
+        help_text="Eligibility or status changed: criteria and matches must be recomputed.",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TrialQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["nct_id"]
+
+    def __str__(self) -> str:
+        return f"{self.nct_id}: {self.brief_title or self.official_title}"[:120]
+
+    @property
+    def title(self) -> str:
+        return self.brief_title or self.official_title
+
+    @property
+    def is_open(self) -> bool:
+        return self.overall_status in OPEN_STATUSES and not self.removed_from_registry
+
+    def get_registry_url(self) -> str:
+        return f"https://clinicaltrials.gov/study/{self.nct_id}"
+
+
+class TrialSite(models.Model):
+    """A location of a trial (replaced as a whole whenever the record changes)."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="sites")
+    facility = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=40, blank=True)
+    city = models.CharField(max_length=200, blank=True)
+    state = models.CharField(max_length=200, blank=True)
+    zip = models.CharField(max_length=40, blank=True)
+    country = models.CharField(max_length=100, blank=True)
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["trial", "id"]
+
+    def __str__(self) -> str:
+        place = ", ".join(part for part in (self.city, self.country) if part)
+        return f"{self.facility} ({place})" if place else self.facility
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "facility": self.facility,
+            "status": self.status,
+            "city": self.city,
+            "state": self.state,
+            "zip": self.zip,
+            "country": self.country,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+        }
+
+
+class TrialVersion(models.Model):
+    """The eligibility text and status of a trial as of one sync: its readable history."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    recorded_at = models.DateTimeField(default=timezone.now)
+    sync_run = models.ForeignKey(
+        "SyncRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_update_posted = models.DateField(null=True, blank=True)
+    overall_status = models.CharField(max_length=40, blank=True)
+    eligibility_criteria = models.TextField(blank=True)
+    content_hash = models.CharField(max_length=64)
+    changes = models.JSONField(
+        default=list, help_text='What changed from the previous version: "created", ...'
+    )
+
+    class Meta:
+        ordering = ["trial", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "number"], name="unique_trial_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trial_id} v{self.number}"
+
+
+class SyncRun(models.Model):
+    """One import of registry records: what was asked, what came, what was done with it."""
+
+    class Mode(models.TextChoices):
+        FULL = "full", "Full listing"
+        INCREMENTAL = "incremental", "Incremental"
+        FILE = "file", "From files"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        INTERRUPTED = "interrupted", "Interrupted (resumed by a later run)"
+
+    MAX_ERRORS_KEPT = 500
+
+    mode = models.CharField(max_length=20, choices=Mode.choices)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.RUNNING, db_index=True
+    )
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    source = models.TextField(blank=True, help_text="API base URL or the files imported")
+    query = models.TextField(blank=True, help_text="API parameters, as a URL query string")
+    since = models.DateField(null=True, blank=True, help_text="Records updated on/after this day")
+    resumed_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resumed_by"
+    )
+    pages = models.PositiveIntegerField(default=0)
+    total_count = models.PositiveIntegerField(null=True, blank=True)
+    fetched = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="[{record, message}]")
+    high_water_mark = models.DateField(
+        null=True, blank=True, help_text="Latest last-update date seen; the next run starts there"
+    )
+    checkpoint = models.JSONField(
+        default=dict, blank=True, help_text="Last committed page: token, number, records"
+    )
+    message = models.TextField(blank=True, help_text="Why the run failed, if it did")
+
+    class Meta:
+        ordering = ["-started_at"]
+        get_latest_by = "started_at"
+
+    def __str__(self) -> str:
+        return f"Sync #{self.pk} {self.mode} {self.status}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def add_error(self, record: str, message: str) -> None:
+        self.failed += 1
+        if len(self.errors) < self.MAX_ERRORS_KEPT:
+            self.errors.append({"record": record, "message": message})
+
+    def summary(self) -> str:
+        return (
+            f"sync #{self.pk} {self.mode} {self.status}: {self.pages} page(s), "
+            f"{self.fetched} fetched, {self.created} created, {self.updated} updated, "
+            f"{self.unchanged} unchanged, {self.removed} removed, {self.failed} failed"
+        )
+
+
+class SyncRunListing(models.Model):
+    """An NCT id a full listing returned; tells, at the end, which trials left the registry."""
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="+")
+    nct_id = models.CharField(max_length=11)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "nct_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}: {self.nct_id}"
