@@ -20,17 +20,15 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from common import DEFAULT_POSTGRES, PROJECT_DIR, PostgresDatabase, run_child, setup_django
+
 DATA = PROJECT_DIR / "trials" / "data" / "ctgov"
 FULL_RECORD_SOURCES = [
     DATA / "v2",
@@ -62,9 +60,7 @@ def peak_rss_mb() -> float:
 
 
 def child_import(path: Path) -> dict[str, Any]:
-    import django
-
-    django.setup()
+    setup_django()
     from django.core.management import call_command
 
     from trials.models import Trial
@@ -122,53 +118,15 @@ def child_bare(path: Path, database_url: str) -> dict[str, Any]:
     return {"records": len(rows), "seconds": time.perf_counter() - started}
 
 
-def run_child(kind: str, path: Path, database_url: str) -> dict[str, Any]:
-    # Production settings: with DEBUG on, Django would keep every query's SQL in memory.
-    environment = dict(
-        os.environ,
-        DATABASE_URL=database_url,
-        DEBUG="0",
-        SECRET_KEY="benchmark-only-" + uuid.uuid4().hex,
-        ALLOWED_HOSTS="localhost",
-        LOG_LEVEL="WARNING",
+def run(kind: str, path: Path, database_url: str) -> dict[str, Any]:
+    return run_child(
+        __file__, ["--child", kind, "--file", str(path), "--db", database_url], database_url
     )
-    completed = subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--file", str(path), "--db", database_url],
-        cwd=PROJECT_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise SystemExit(f"{kind} on {database_url} failed:\n{completed.stderr}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
-class PostgresDatabase:
-    """A throwaway database on the given server, dropped afterwards."""
-
-    def __init__(self, server_url: str) -> None:
-        self.server_url = server_url
-        self.name = f"bench_{uuid.uuid4().hex[:10]}"
-
-    def __enter__(self) -> str:
-        import psycopg
-
-        with psycopg.connect(self.server_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.name}"')
-        return self.server_url.rsplit("/", 1)[0] + f"/{self.name}"
-
-    def __exit__(self, *exc: object) -> None:
-        import psycopg
-
-        with psycopg.connect(self.server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
 def measure(label: str, path: Path, app_url: str, bare_url: str) -> dict[str, Any]:
-    imported = run_child("import", path, app_url)
-    bare = run_child("bare", path, bare_url)
+    imported = run("import", path, app_url)
+    bare = run("bare", path, bare_url)
     records = imported["records"]
     first_rate = records / imported["first_seconds"]
     again_rate = records / imported["reimport_seconds"]
@@ -198,7 +156,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument(
         "--postgres",
-        default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+        default=DEFAULT_POSTGRES,
         help="Server URL to create throwaway databases on ('' to leave PostgreSQL out).",
     )
     parser.add_argument("--child", choices=("import", "bare"), help=argparse.SUPPRESS)
@@ -207,8 +165,6 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.child:
-        sys.path.insert(0, str(PROJECT_DIR))
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         result = (
             child_import(args.file) if args.child == "import" else child_bare(args.file, args.db)
         )

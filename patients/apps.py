@@ -5,3 +5,15 @@ class PatientsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "patients"
     verbose_name = "Patients"
+
+    def ready(self) -> None:
+        from auditlog.registry import auditlog
+
+        from patients import models
+
+        # Every write to patient data is logged with old and new values.
+        auditlog.register(
+            models.Patient, exclude_fields=["updated_at", "facts_changed_at", "bundle_hash"]
+        )
+        for model in models.FACT_MODELS:
+            auditlog.register(model, exclude_fields=["recorded_at"])

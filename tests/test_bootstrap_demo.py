@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from patients.models import Patient
 from tests.fakes.ctgov_server import FakeCtgovServer, load_recorded_studies
 from trials.models import SyncRun, Trial
 from trials.services import bundled_snapshot_paths
@@ -37,6 +38,8 @@ def test_offline_loads_the_bundled_snapshot_and_prints_the_login(demo_settings: 
     assert get_user_model().objects.get(username="admin").is_superuser
     assert Trial.objects.count() == 59
     assert SyncRun.objects.get().mode == SyncRun.Mode.FILE
+    assert "Demo patients: 33 file(s): 33 created" in text
+    assert Patient.objects.count() == 33
 
 
 def test_syncs_live_when_the_registry_answers(demo_settings: Any) -> None:
@@ -60,3 +63,4 @@ def test_running_it_again_changes_nothing(demo_settings: Any) -> None:
 
     assert "already exists; left unchanged" in out.getvalue()
     assert "0 created, 0 updated, 59 unchanged" in out.getvalue()
+    assert "33 file(s): 0 created, 0 updated, 33 unchanged" in out.getvalue()

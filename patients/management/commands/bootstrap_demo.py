@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from patients.services import import_patient_files
 from trials import services
 from trials.models import SyncRun
+
+FHIR_DATA = Path(__file__).resolve().parents[2] / "data" / "fhir"
+DEMO_PATIENTS = [
+    *sorted((FHIR_DATA / "examples").glob("EX*.json")),
+    FHIR_DATA / "demo",
+]
 
 
 class Command(BaseCommand):
     help = (
         "Create the demo admin account (once), load trials (live from ClinicalTrials.gov when "
-        "it answers within a few seconds, else the bundled snapshot) and print how to log in."
+        "it answers within a few seconds, else the bundled snapshot) and the demo patients, "
+        "and print how to log in."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -35,6 +44,7 @@ class Command(BaseCommand):
             stdout=self.stdout,
         )
         self._load_trials(offline=options["offline"])
+        self._load_patients()
         password = password_file.read_text().strip() if password_file.exists() else "(set by you)"
         base = options["url"].rstrip("/")
         self.stdout.write(
@@ -43,6 +53,11 @@ class Command(BaseCommand):
                 f"Health:            {base}/healthz\n"
             )
         )
+
+    def _load_patients(self) -> None:
+        """The example bundles and the synthetic demo patients (no real person)."""
+        report = import_patient_files(DEMO_PATIENTS)
+        self.stdout.write(f"Demo patients: {report.summary()}")
 
     def _load_trials(self, *, offline: bool) -> None:
         client = services.default_client()

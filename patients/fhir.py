@@ -1,0 +1,885 @@
+"""FHIR R4 (mCODE-style) bundles read into a patient profile, as FHIR-IMPORT.md specifies.
+
+The reader takes what it knows, keeps the source resource of every fact, and reports what it
+left out and why; it never guesses a value it did not read (a lab without a unit is left out,
+not assumed). A bundle that cannot stand for one patient (not a Bundle, no Patient, two
+Patients, no identifier) is refused whole; a resource that fails validation or cannot be
+used is reported and skipped while the rest is read.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import ValidationError
+
+from patients.profile import FactData, Problem, ProfileData, document_hash
+from trials.eligibility.drugs import Drug, drug_by_rxnorm, find_drugs
+from trials.eligibility.units import (
+    Analyte,
+    UnitError,
+    from_canonical,
+    normalize_unit,
+    to_canonical,
+)
+from trials.eligibility.vocabulary import (
+    SNOMED_HISTOLOGY,
+    Histology,
+    StagingError,
+    histology_from_morphology,
+    histology_from_text,
+    parse_stage_group,
+    parse_tnm,
+)
+
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+ICD10 = ("http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10")
+ICDO3 = "http://terminology.hl7.org/CodeSystem/icd-o-3"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+UCUM = "http://unitsofmeasure.org"
+MCODE_PRIMARY = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-primary-cancer-condition"
+HISTOLOGY_EXTENSION = (
+    "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-histology-morphology-behavior"
+)
+
+STAGING_CODES = {
+    "21905-5": ("clinical", "T"),
+    "21906-3": ("clinical", "N"),
+    "21907-1": ("clinical", "M"),
+    "21908-9": ("clinical", "stage"),
+    "21899-0": ("pathological", "T"),
+    "21900-6": ("pathological", "N"),
+    "21901-4": ("pathological", "M"),
+    "21902-2": ("pathological", "stage"),
+}
+LAB_CODES = {
+    "751-8": Analyte.ANC,
+    "26499-4": Analyte.ANC,
+    "777-3": Analyte.PLATELETS,
+    "26515-7": Analyte.PLATELETS,
+    "718-7": Analyte.HAEMOGLOBIN,
+    "6690-2": Analyte.WBC,
+    "26464-8": Analyte.WBC,
+    "731-0": Analyte.LYMPHOCYTES,
+    "24467-3": Analyte.CD4,
+    "2160-0": Analyte.CREATININE,
+    "14682-9": Analyte.CREATININE,
+    "1975-2": Analyte.BILIRUBIN,
+    "14631-6": Analyte.BILIRUBIN,
+    "1920-8": Analyte.AST,
+    "1742-6": Analyte.ALT,
+    "1751-7": Analyte.ALBUMIN,
+    "2164-2": Analyte.CREATININE_CLEARANCE,
+    "33914-3": Analyte.EGFR,
+    "62238-1": Analyte.EGFR,
+    "29463-7": Analyte.WEIGHT,
+    "8302-2": Analyte.HEIGHT,
+}
+ECOG_CODE, KARNOFSKY_CODE = "89247-1", "89243-0"
+ECOG_ANSWERS = {
+    "LA9622-7": 0,
+    "LA9623-5": 1,
+    "LA9624-3": 2,
+    "LA9625-0": 3,
+    "LA9626-8": 4,
+    "LA9627-6": 5,
+}
+HER2_STATUS_CODE, HER2_IHC_CODE, MSI_CODE, PREGNANCY_CODE = (
+    "48676-1",
+    "18474-7",
+    "81695-9",
+    "82810-3",
+)
+POSITIVE, NEGATIVE = "10828004", "260385009"
+PREGNANT, NOT_PREGNANT = "77386006", "60001007"
+GASTRIC_PRIMARY_SNOMED = "363349007"
+
+# ICD-10-CM prefixes of the comorbidities trial criteria ask about (FHIR-IMPORT.md, DOMAIN.md).
+COMORBIDITY_CODES: tuple[tuple[str, str, str], ...] = (
+    ("M05", "autoimmune", "rheumatoid arthritis"),
+    ("M06", "autoimmune", "rheumatoid arthritis"),
+    ("M32", "autoimmune", "systemic lupus erythematosus"),
+    ("M30", "autoimmune", "vasculitis"),
+    ("M31", "autoimmune", "vasculitis"),
+    ("M35.0", "autoimmune", "Sjögren syndrome"),
+    ("K50", "autoimmune", "Crohn's disease"),
+    ("K51", "autoimmune", "ulcerative colitis"),
+    ("E05.0", "autoimmune", "Graves' disease"),
+    ("E06.3", "autoimmune", "autoimmune thyroiditis"),
+    ("E10", "autoimmune", "type 1 diabetes"),
+    ("L40", "autoimmune", "psoriasis"),
+    ("L80", "autoimmune", "vitiligo"),
+    ("G35", "autoimmune", "multiple sclerosis"),
+    ("G70.0", "autoimmune", "myasthenia gravis"),
+    ("K90.0", "autoimmune", "coeliac disease"),
+    ("J84", "ild", "interstitial lung disease"),
+    ("J70.2", "ild", "drug-induced interstitial lung disorder"),
+    ("J70.3", "ild", "drug-induced interstitial lung disorder"),
+    ("J70.4", "ild", "drug-induced interstitial lung disorder"),
+    ("J70.1", "ild", "radiation pneumonitis"),
+    ("J70.0", "ild", "radiation pneumonitis"),
+    ("B18.0", "hbv", "chronic hepatitis B"),
+    ("B18.1", "hbv", "chronic hepatitis B"),
+    ("B16", "hbv", "acute hepatitis B"),
+    ("B18.2", "hcv", "chronic hepatitis C"),
+    ("B17.1", "hcv", "acute hepatitis C"),
+    ("B20", "hiv", "HIV disease"),
+    ("Z21", "hiv", "asymptomatic HIV infection"),
+    ("Z94.81", "stem_cell_transplant", "bone marrow transplant"),
+    ("Z94.84", "stem_cell_transplant", "stem cell transplant"),
+    ("Z94", "organ_transplant", "organ transplant"),
+    ("Z85", "other_malignancy", "personal history of malignancy"),
+)
+METASTASIS_CODES = {
+    "C78.6": "peritoneum",
+    "C78.7": "liver",
+    "C78.0": "lung",
+    "C79.5": "bone",
+    "C79.3": "brain",
+    "C77": "distant_lymph_nodes",
+}
+SURGERY_WORDS = (
+    ("subtotal gastrectomy", "subtotal_gastrectomy"),
+    ("distal gastrectomy", "distal_gastrectomy"),
+    ("proximal gastrectomy", "proximal_gastrectomy"),
+    ("total gastrectomy", "total_gastrectomy"),
+    ("gastrectomy", "gastrectomy"),
+    ("esophagectomy", "esophagectomy"),
+    ("oesophagectomy", "esophagectomy"),
+    ("esophagogastrectomy", "esophagectomy"),
+)
+BIOMARKER_WORDS = (
+    "her2",
+    "mismatch repair",
+    "mmr",
+    "in situ hybrid",
+    " ish",
+    "fish",
+    "epstein",
+    "ebv",
+    "claudin",
+    "cldn18",
+    "microsatellite",
+)
+INTENT_WORDS = ("neoadjuvant", "perioperative", "adjuvant", "palliative", "curative")
+FACT_RESOURCES = (
+    "Condition",
+    "Observation",
+    "MedicationStatement",
+    "MedicationAdministration",
+    "MedicationRequest",
+    "Procedure",
+    "ServiceRequest",
+)
+
+
+class BundleError(ValueError):
+    """The document cannot be read as one patient's bundle; the message says why."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    resource: dict[str, Any]
+    key: str  # fullUrl, or ResourceType/id, or the entry's position
+
+    @property
+    def kind(self) -> str:
+        return str(self.resource.get("resourceType", ""))
+
+
+def read_bundle(document: Any, *, origin: str) -> ProfileData:
+    """One FHIR Bundle (parsed JSON) as a profile; raises BundleError when unusable."""
+    if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
+        raise BundleError("not a FHIR Bundle (resourceType must be 'Bundle')")
+    entries_json = document.get("entry")
+    if not isinstance(entries_json, list):
+        raise BundleError("the Bundle has no entries")
+    problems: list[Problem] = []
+    entries = list(_valid_entries(entries_json, origin, problems))
+    patients = [entry for entry in entries if entry.kind == "Patient"]
+    if not patients:
+        raise BundleError("the Bundle has no valid Patient resource")
+    if len(patients) > 1:
+        raise BundleError(f"the Bundle has {len(patients)} Patient resources; one is expected")
+    profile = _patient(patients[0])
+    profile.problems = problems
+    profile.source_reference = origin
+    profile.content_hash = document_hash(document)
+    profile.timestamp = _instant(document.get("timestamp")) or _instant(
+        (document.get("meta") or {}).get("lastUpdated")
+    )
+    reader = _FactReader(profile, origin)
+    for entry in entries:
+        if entry.kind in FACT_RESOURCES:
+            reader.read(entry)
+        elif entry.kind != "Patient":
+            reader.skip(entry, f"{entry.kind} resources are not used")
+    reader.finish()
+    return profile
+
+
+def _valid_entries(entries: list[Any], origin: str, problems: list[Problem]) -> Iterator[Entry]:
+    for index, item in enumerate(entries, start=1):
+        resource = item.get("resource") if isinstance(item, dict) else None
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            problems.append(Problem(f"{origin} entry {index}", "no resource in this entry"))
+            continue
+        kind = resource["resourceType"]
+        key = item.get("fullUrl") if isinstance(item.get("fullUrl"), str) else ""
+        if not key:
+            key = f"{kind}/{resource['id']}" if isinstance(resource.get("id"), str) else ""
+        key = key or f"entry {index}"
+        try:
+            get_fhir_model_class(kind).model_validate(resource)
+        except ValueError as exc:  # pydantic's ValidationError, or an unknown resource type
+            problems.append(Problem(f"{origin} {kind} {key}", _validation_message(exc)))
+            continue
+        yield Entry(resource, key)
+
+
+def _validation_message(exc: ValueError) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return f"not valid FHIR R4: {where}: {message}{more}"
+    return f"not valid FHIR R4: {exc}"
+
+
+def _patient(entry: Entry) -> ProfileData:
+    resource = entry.resource
+    identifiers = resource.get("identifier") or []
+    external_id = identifiers[0].get("value", "") if identifiers else ""
+    if not isinstance(external_id, str) or not external_id.strip():
+        raise BundleError("the Patient has no identifier[0].value (the MRN)")
+    address = (resource.get("address") or [{}])[0]
+    gender = resource.get("gender", "")
+    return ProfileData(
+        external_id=external_id.strip(),
+        sex=gender if gender in ("female", "male", "other") else "",
+        birth_date=_date(resource.get("birthDate")),
+        postal_code=str(address.get("postalCode", "")).strip(),
+        city=str(address.get("city", "")).strip(),
+        country=str(address.get("country", "")).strip(),
+    )
+
+
+class _FactReader:
+    """Turns each resource into facts (or a reported reason why not)."""
+
+    def __init__(self, profile: ProfileData, origin: str) -> None:
+        self.profile = profile
+        self.origin = origin
+        self.primary_candidates: list[tuple[int, Entry, dict[str, Any]]] = []
+
+    def skip(self, entry: Entry, message: str) -> None:
+        self.profile.problems.append(Problem(f"{self.origin} {entry.kind} {entry.key}", message))
+
+    def add(
+        self, entry: Entry, model: str, values: dict[str, Any], date: datetime.date | None
+    ) -> None:
+        self.profile.facts.append(
+            FactData(
+                model=model,
+                values=values,
+                key=entry.key,
+                observed_on=date,
+                reference=f"{self.origin}, {entry.kind} {entry.key}",
+            )
+        )
+
+    def read(self, entry: Entry) -> None:
+        resource = entry.resource
+        status = resource.get("status") or _code(resource.get("verificationStatus"))
+        if status in ("entered-in-error", "cancelled", "not-done", "not-taken", "revoked"):
+            self.skip(entry, f"status {status}")
+            return
+        handler = getattr(self, f"_{entry.kind.lower()}")
+        handler(entry)
+
+    def finish(self) -> None:
+        """The primary cancer is chosen once every Condition was seen."""
+        if not self.primary_candidates:
+            return
+        self.primary_candidates.sort(key=lambda item: item[0], reverse=True)
+        _, entry, values = self.primary_candidates[0]
+        self.add(entry, "PrimaryCancer", values, _condition_date(entry.resource))
+        for _, other, _ in self.primary_candidates[1:]:
+            self._other_malignancy(other)
+
+    # Conditions ------------------------------------------------------------------------
+    def _condition(self, entry: Entry) -> None:
+        resource = entry.resource
+        icd = _codes(resource.get("code"), ICD10)
+        text = _text(resource.get("code"))
+        profiles = (resource.get("meta") or {}).get("profile") or []
+        gastric_code = next((c for c in icd if c.startswith(("C15", "C16"))), None)
+        if (
+            MCODE_PRIMARY in profiles
+            or gastric_code
+            or GASTRIC_PRIMARY_SNOMED in _codes(resource.get("code"), (SNOMED,))
+        ):
+            weight = 2 if gastric_code else 1
+            self.primary_candidates.append((weight, entry, self._primary(resource, icd, text)))
+            return
+        for code in icd:
+            location = next(
+                (loc for prefix, loc in METASTASIS_CODES.items() if code.startswith(prefix)), None
+            )
+            if location:
+                values = {"location": location, "icd10_code": code}
+                self.add(entry, "Metastasis", values, _condition_date(resource))
+                return
+            match = next((row for row in COMORBIDITY_CODES if code.startswith(row[0])), None)
+            if match:
+                self._comorbidity(entry, match[1], match[2], code)
+                return
+            if code.startswith("C"):
+                self._other_malignancy(entry)
+                return
+        words = text.lower()
+        if any(w in words for w in ("pneumonitis", "interstitial lung")):
+            self._comorbidity(entry, "ild", text, "")
+            return
+        self.skip(entry, f"condition not used by trial criteria ({text or ', '.join(icd)})")
+
+    def _primary(self, resource: dict[str, Any], icd: list[str], text: str) -> dict[str, Any]:
+        code = next((c for c in icd if c.startswith("C")), "")
+        words = (text + " " + _text(resource.get("bodySite"))).lower()
+        siewert = re.search(r"siewert(?:\s+type)?\s+(III|II|I)\b", words, re.I)
+        if "junction" in words or "gej" in words or siewert or code.startswith("C16.0"):
+            site = "gej"
+        elif code.startswith("C16") or "stomach" in words or "gastric" in words:
+            site = "stomach"
+        elif code.startswith("C15") or "esophag" in words or "oesophag" in words:
+            site = "esophagus"
+        else:
+            site = "other"
+        histology, morphology = None, ""
+        for extension in resource.get("extension") or []:
+            if isinstance(extension, dict) and extension.get("url") == HISTOLOGY_EXTENSION:
+                histology, morphology = _histology(extension.get("valueCodeableConcept"))
+        return {
+            "site": site,
+            "siewert_type": siewert.group(1).upper() if siewert else "",
+            "icd10_code": code,
+            "histology": histology.value if histology else "",
+            "morphology_code": morphology,
+        }
+
+    def _other_malignancy(self, entry: Entry) -> None:
+        resource = entry.resource
+        codes = _codes(resource.get("code"), ICD10)
+        self.add(
+            entry,
+            "Comorbidity",
+            {
+                "kind": "other_malignancy",
+                "name": _text(resource.get("code")) or "another malignancy",
+                "icd10_code": codes[0] if codes else "",
+                "present": True,
+                "active": _active(resource),
+                "onset_date": _condition_date(resource),
+            },
+            _condition_date(resource),
+        )
+
+    def _comorbidity(self, entry: Entry, kind: str, name: str, code: str) -> None:
+        resource = entry.resource
+        refuted = _code(resource.get("verificationStatus")) == "refuted"
+        self.add(
+            entry,
+            "Comorbidity",
+            {
+                "kind": kind,
+                "name": _text(resource.get("code")) or name,
+                "icd10_code": code,
+                "present": not refuted,
+                "active": _active(resource),
+                "onset_date": _condition_date(resource),
+            },
+            _condition_date(resource),
+        )
+
+    # Observations ----------------------------------------------------------------------
+    def _observation(self, entry: Entry) -> None:
+        resource = entry.resource
+        loinc = _codes(resource.get("code"), (LOINC,))
+        text = _text(resource.get("code")).lower()
+        date = (
+            _date(resource.get("effectiveDateTime"))
+            or _date((resource.get("effectivePeriod") or {}).get("start"))
+            or _date(resource.get("issued"))
+        )
+        for code in loinc:
+            if code in STAGING_CODES:
+                self._staging(entry, *STAGING_CODES[code], date)
+                return
+            if code in LAB_CODES:
+                self._lab(entry, LAB_CODES[code], date)
+                return
+            if code in (ECOG_CODE, KARNOFSKY_CODE):
+                self._performance(entry, code, date)
+                return
+            if code in (HER2_STATUS_CODE, HER2_IHC_CODE, MSI_CODE):
+                self._biomarker(entry, code, date)
+                return
+            if code == PREGNANCY_CODE:
+                self._pregnancy(entry, date)
+                return
+        if "pd-l1" in text or "combined positive score" in text:
+            self._pdl1(entry, date)
+        elif "cytology" in text and ("peritone" in text or "lavage" in text):
+            self._cytology(entry, date)
+        elif any(word in text for word in BIOMARKER_WORDS):
+            self._biomarker(entry, "", date)
+        elif "ecog" in text or "karnofsky" in text:
+            self._performance(entry, ECOG_CODE if "ecog" in text else KARNOFSKY_CODE, date)
+        else:
+            self.skip(entry, f"observation not used ({text or ', '.join(loinc) or 'no code'})")
+
+    def _staging(
+        self, entry: Entry, context: str, category: str, date: datetime.date | None
+    ) -> None:
+        concept = entry.resource.get("valueCodeableConcept")
+        candidates = [
+            coding.get("code", "")
+            for coding in (concept or {}).get("coding") or []
+            if isinstance(coding, dict)
+        ] + [_text(concept)]
+        for candidate in filter(None, candidates):
+            try:
+                value = (
+                    parse_stage_group(candidate)
+                    if category == "stage"
+                    else parse_tnm(candidate, category)[0]
+                )
+            except StagingError:
+                continue
+            values = {"context": context, "category": category, "value": value}
+            self.add(entry, "StageObservation", values, date)
+            return
+        shown = ", ".join(filter(None, candidates)) or "no value"
+        self.skip(entry, f"{category} value not an AJCC 8th edition code ({shown})")
+
+    def _cytology(self, entry: Entry, date: datetime.date | None) -> None:
+        answer = _text(entry.resource.get("valueCodeableConcept")).lower()
+        snomed = _codes(entry.resource.get("valueCodeableConcept"), (SNOMED,))
+        if "cy1" in answer or POSITIVE in snomed or re.search(r"\bpositive\b", answer):
+            value = "CY1"
+        elif "cy0" in answer or NEGATIVE in snomed or re.search(r"\bnegative\b", answer):
+            value = "CY0"
+        else:
+            self.skip(entry, f"peritoneal cytology result not understood ({answer or 'no value'})")
+            return
+        values = {"context": "clinical", "category": "CY", "value": value}
+        self.add(entry, "StageObservation", values, date)
+
+    def _lab(self, entry: Entry, analyte: Analyte, date: datetime.date | None) -> None:
+        """Kept as reported (value, unit, ULN in that unit); LabResult converts it. A unit
+        that does not convert is reported here, per resource."""
+        quantity = entry.resource.get("valueQuantity")
+        if not isinstance(quantity, dict) or quantity.get("value") is None:
+            self.skip(entry, "lab result without a numeric value")
+            return
+        unit = _unit(quantity)
+        if not unit:
+            self.skip(entry, "lab result without a unit: the value is not guessed")
+            return
+        value = float(quantity["value"])
+        try:
+            to_canonical(analyte, value, unit)
+            uln = _upper_limit(entry.resource, analyte, unit)
+        except UnitError as exc:
+            self.skip(entry, str(exc))
+            return
+        values = {
+            "analyte": analyte.value,
+            "original_value": value,
+            "original_unit": unit,
+            "original_uln": uln,
+        }
+        self.add(entry, "LabResult", values, date)
+
+    def _performance(self, entry: Entry, code: str, date: datetime.date | None) -> None:
+        resource = entry.resource
+        value = resource.get("valueInteger")
+        if value is None and isinstance(resource.get("valueQuantity"), dict):
+            value = resource["valueQuantity"].get("value")
+        if value is None:
+            answers = _codes(resource.get("valueCodeableConcept"), (LOINC,))
+            value = next((ECOG_ANSWERS[a] for a in answers if a in ECOG_ANSWERS), None)
+        if value is None:
+            self.skip(entry, "performance status without a score")
+            return
+        scale = "ecog" if code == ECOG_CODE else "karnofsky"
+        self.add(entry, "PerformanceStatus", {"scale": scale, "value": int(value)}, date)
+
+    def _biomarker(self, entry: Entry, code: str, date: datetime.date | None) -> None:
+        resource = entry.resource
+        concept = resource.get("valueCodeableConcept")
+        answer = (_text(concept) + " " + " ".join(_codes(concept, (SNOMED,)))).strip()
+        if not answer and isinstance(resource.get("valueString"), str):
+            answer = resource["valueString"]
+        name = _text(resource.get("code")).lower()
+        reading = _biomarker_value(code, name, answer, concept)
+        if reading is None:
+            self.skip(entry, f"biomarker result not understood ({answer or 'no value'})")
+            return
+        marker, value = reading
+        self.add(entry, "Biomarker", {"marker": marker, "value": value}, date)
+
+    def _pdl1(self, entry: Entry, date: datetime.date | None) -> None:
+        quantity = entry.resource.get("valueQuantity")
+        number = quantity.get("value") if isinstance(quantity, dict) else None
+        if number is None and isinstance(entry.resource.get("valueInteger"), int):
+            number = entry.resource["valueInteger"]
+        if number is None:
+            self.skip(entry, "PD-L1 CPS without a number")
+            return
+        values = {"marker": "pdl1_cps", "value": "", "numeric_value": float(number)}
+        self.add(entry, "Biomarker", values, date)
+
+    def _pregnancy(self, entry: Entry, date: datetime.date | None) -> None:
+        concept = entry.resource.get("valueCodeableConcept")
+        codes = _codes(concept, (SNOMED,))
+        text = _text(concept).lower()
+        if PREGNANT in codes or text == "pregnant":
+            pregnant = True
+        elif NOT_PREGNANT in codes or "not pregnant" in text:
+            pregnant = False
+        else:
+            self.skip(entry, f"pregnancy status not understood ({text or 'no value'})")
+            return
+        self.add(entry, "ReproductiveStatus", {"pregnant": pregnant}, date)
+
+    # Medications -----------------------------------------------------------------------
+    def _medicationstatement(self, entry: Entry) -> None:
+        self._medication(entry)
+
+    def _medicationadministration(self, entry: Entry) -> None:
+        self._medication(entry)
+
+    def _medicationrequest(self, entry: Entry) -> None:
+        self._medication(entry)
+
+    def _medication(self, entry: Entry) -> None:
+        resource = entry.resource
+        concept = resource.get("medicationCodeableConcept")
+        drug = next(
+            (d for d in map(drug_by_rxnorm, _codes(concept, (RXNORM,))) if d is not None), None
+        )
+        if drug is None:
+            found = find_drugs(_text(concept))
+            drug = found[0] if found else None
+        if drug is None:
+            self.skip(entry, f"medication not used by trial criteria ({_text(concept)})")
+            return
+        start, end = _period(resource)
+        status = str(resource.get("status", ""))
+        if drug.category in ("immunotherapy", "targeted", "chemotherapy"):
+            self._treatment(entry, drug, status, start, end)
+            return
+        values = {
+            "name": drug.name,
+            "rxnorm_code": next(iter(_codes(concept, (RXNORM,))), ""),
+            "category": drug.category,
+            "active": {"active": True, "completed": False, "stopped": False}.get(status),
+            "prednisone_mg_per_day": self._prednisone(entry, drug),
+            "start_date": start,
+            "end_date": end,
+        }
+        self.add(entry, "Medication", values, start)
+
+    def _treatment(
+        self,
+        entry: Entry,
+        drug: Drug,
+        status: str,
+        start: datetime.date | None,
+        end: datetime.date | None,
+    ) -> None:
+        reasons = " ".join(
+            _text(reason) for reason in entry.resource.get("reasonCode") or []
+        ).lower()
+        intent = next((word for word in INTENT_WORDS if word in reasons), "")
+        values = {
+            "category": drug.category,
+            "agent": drug.name,
+            "agent_class": drug.drug_class,
+            "rxnorm_code": next(iter(drug.rxnorm), ""),
+            "intent": intent,
+            "status": status if status in ("completed", "active", "stopped") else "",
+            "start_date": start,
+            "end_date": end,
+        }
+        self.add(entry, "Treatment", values, start)
+
+    def _prednisone(self, entry: Entry, drug: Drug) -> float | None:
+        if drug.prednisone_factor is None:
+            return None
+        dosage_key = "dosageInstruction" if entry.kind == "MedicationRequest" else "dosage"
+        dosages = entry.resource.get(dosage_key) or []
+        if entry.kind == "MedicationAdministration":
+            dosages = [entry.resource.get("dosage") or {}]
+        for dosage in dosages:
+            dose = _dose(dosage)
+            if dose is None:
+                continue
+            amount, unit = dose
+            if unit.lower() != "mg":
+                self.profile.problems.append(
+                    Problem(
+                        f"{self.origin} {entry.kind} {entry.key}",
+                        f"dose in {unit!r}, not mg: prednisone equivalent not computed",
+                        skipped=False,
+                    )
+                )
+                return None
+            per_day = _per_day((dosage.get("timing") or {}).get("repeat") or {})
+            return round(amount * per_day * drug.prednisone_factor, 2)
+        return None
+
+    # Procedures ------------------------------------------------------------------------
+    def _procedure(self, entry: Entry) -> None:
+        resource = entry.resource
+        text = _text(resource.get("code")).lower()
+        status = resource.get("status")
+        date = _date(resource.get("performedDateTime")) or _date(
+            (resource.get("performedPeriod") or {}).get("start")
+        )
+        if "radiotherapy" in text or "radiation" in text:
+            values = {
+                "category": "radiotherapy",
+                "agent": "radiotherapy",
+                "status": "completed" if status == "completed" else "active",
+                "start_date": date,
+            }
+            self.add(entry, "Treatment", values, date)
+            return
+        procedure = _surgery(text)
+        if procedure is None:
+            self.skip(entry, f"procedure not used ({text or 'no code'})")
+            return
+        planned = status in ("preparation", "on-hold")
+        values = {"procedure": procedure, "status": "planned" if planned else "done"}
+        if status not in ("completed", "preparation", "on-hold", "in-progress"):
+            self.skip(entry, f"procedure status {status!r}")
+            return
+        self.add(entry, "Surgery", values, date)
+
+    def _servicerequest(self, entry: Entry) -> None:
+        resource = entry.resource
+        text = _text(resource.get("code")).lower()
+        procedure = _surgery(text)
+        if procedure is None or resource.get("intent") not in ("plan", "proposal", "order"):
+            self.skip(entry, f"request not used ({text or 'no code'})")
+            return
+        if resource.get("status") in ("completed", "revoked"):
+            self.skip(entry, f"request status {resource.get('status')}")
+            return
+        date = _date(resource.get("occurrenceDateTime")) or _date(
+            (resource.get("occurrencePeriod") or {}).get("start")
+        )
+        self.add(entry, "Surgery", {"procedure": procedure, "status": "planned"}, date)
+
+
+# --- Small readers of FHIR datatypes ---------------------------------------------------------
+
+
+def _codes(concept: Any, systems: tuple[str, ...]) -> list[str]:
+    if not isinstance(concept, dict):
+        return []
+    return [
+        str(coding.get("code", "")).strip()
+        for coding in concept.get("coding") or []
+        if isinstance(coding, dict) and coding.get("system") in systems and coding.get("code")
+    ]
+
+
+def _code(concept: Any) -> str:
+    """The first code of a CodeableConcept whatever its system (e.g. clinicalStatus)."""
+    if isinstance(concept, dict):
+        for coding in concept.get("coding") or []:
+            if isinstance(coding, dict) and coding.get("code"):
+                return str(coding["code"])
+    return ""
+
+
+def _text(concept: Any) -> str:
+    """``text``, else the first coding's ``display``."""
+    if not isinstance(concept, dict):
+        return ""
+    if isinstance(concept.get("text"), str) and concept["text"].strip():
+        return concept["text"].strip()
+    for coding in concept.get("coding") or []:
+        if isinstance(coding, dict) and isinstance(coding.get("display"), str):
+            return coding["display"].strip()
+    return ""
+
+
+def _histology(concept: Any) -> tuple[Histology | None, str]:
+    morphology = next(iter(_codes(concept, (ICDO3,))), "")
+    histology = histology_from_morphology(morphology) if morphology else None
+    if histology is None:
+        histology = next(
+            (SNOMED_HISTOLOGY[c] for c in _codes(concept, (SNOMED,)) if c in SNOMED_HISTOLOGY),
+            None,
+        )
+    if histology is None:
+        histology = histology_from_text(_text(concept))
+    return histology, morphology
+
+
+def _biomarker_value(code: str, name: str, answer: str, concept: Any) -> tuple[str, str] | None:
+    lowered = answer.lower()
+    snomed = _codes(concept, (SNOMED,))
+    ihc = any(w in name for w in ("ihc", "immunohisto", "immune stain"))
+    situ = "situ" in name or "ish" in name.split() or "fish" in name
+    if code == HER2_IHC_CODE or (not code and "her2" in name and ihc):
+        score = re.search(r"\b([0-3])\s*(\+?)", answer)
+        if score:
+            return "her2_ihc", score.group(1) + ("+" if score.group(1) != "0" else "")
+        return None
+    if code == HER2_STATUS_CODE or (not code and "her2" in name and not situ):
+        if POSITIVE in snomed or "positive" in lowered:
+            return "her2_status", "positive"
+        if NEGATIVE in snomed or "negative" in lowered:
+            return "her2_status", "negative"
+        if "equivocal" in lowered:
+            return "her2_status", "equivocal"
+        return None
+    if situ:
+        if "not amplified" in lowered or "non-amplified" in lowered:
+            return "her2_ish", "not amplified"
+        if "amplified" in lowered:
+            return "her2_ish", "amplified"
+        return None
+    if code == MSI_CODE or "microsatellite" in name:
+        for value in ("MSI-H", "MSI-L", "MSS"):
+            if value.lower() in lowered.replace(" ", "-"):
+                return "msi", value
+        if "high" in lowered:
+            return "msi", "MSI-H"
+        if "stable" in lowered:
+            return "msi", "MSS"
+        return None
+    if "mismatch" in name or "mmr" in name:
+        if "dmmr" in lowered or "deficient" in lowered:
+            return "mmr", "dMMR"
+        if "pmmr" in lowered or "proficient" in lowered:
+            return "mmr", "pMMR"
+        return None
+    marker = "ebv" if ("ebv" in name or "epstein" in name) else "cldn18"
+    if "claudin" not in name and "cldn18" not in name and marker == "cldn18":
+        return None
+    if POSITIVE in snomed or "positive" in lowered:
+        return marker, "positive"
+    if NEGATIVE in snomed or "negative" in lowered:
+        return marker, "negative"
+    return None
+
+
+def _unit(quantity: dict[str, Any]) -> str:
+    """The UCUM code when the quantity is coded in UCUM, else its human-readable unit."""
+    if quantity.get("system") == UCUM and quantity.get("code"):
+        return str(quantity["code"]).strip()
+    return str(quantity.get("unit") or quantity.get("code") or "").strip()
+
+
+def _upper_limit(resource: dict[str, Any], analyte: Analyte, unit: str) -> float | None:
+    """``referenceRange.high``, expressed in ``unit`` (the result's own unit)."""
+    for reference in resource.get("referenceRange") or []:
+        high = reference.get("high") if isinstance(reference, dict) else None
+        if isinstance(high, dict) and high.get("value") is not None:
+            high_unit = _unit(high) or unit
+            value = float(high["value"])
+            if normalize_unit(high_unit) == normalize_unit(unit):
+                return value
+            canonical = to_canonical(analyte, value, high_unit).value
+            return from_canonical(analyte, canonical, unit)
+    return None
+
+
+def _dose(dosage: Any) -> tuple[float, str] | None:
+    if not isinstance(dosage, dict):
+        return None
+    dose = dosage.get("dose")  # MedicationAdministration.dosage.dose
+    for rate in dosage.get("doseAndRate") or []:
+        if isinstance(rate, dict) and isinstance(rate.get("doseQuantity"), dict):
+            dose = rate["doseQuantity"]
+    if not isinstance(dose, dict) or dose.get("value") is None:
+        return None
+    return float(dose["value"]), _unit(dose) or ""
+
+
+def _per_day(repeat: dict[str, Any]) -> float:
+    """Doses per day from a Timing.repeat (once a day when not said)."""
+    frequency = float(repeat.get("frequency") or 1)
+    period = float(repeat.get("period") or 1)
+    unit = repeat.get("periodUnit") or "d"
+    hours = {"h": 1 / 24, "d": 1, "wk": 7, "mo": 30}.get(unit, 1)
+    return frequency / (period * hours)
+
+
+def _surgery(text: str) -> str | None:
+    return next((procedure for word, procedure in SURGERY_WORDS if word in text), None)
+
+
+def _active(resource: dict[str, Any]) -> bool | None:
+    status = _code(resource.get("clinicalStatus"))
+    if status in ("active", "recurrence", "relapse"):
+        return True
+    if status in ("inactive", "remission", "resolved"):
+        return False
+    return None
+
+
+def _condition_date(resource: dict[str, Any]) -> datetime.date | None:
+    return (
+        _date(resource.get("onsetDateTime"))
+        or _date((resource.get("onsetPeriod") or {}).get("start"))
+        or _date(resource.get("recordedDate"))
+    )
+
+
+def _period(resource: dict[str, Any]) -> tuple[datetime.date | None, datetime.date | None]:
+    period = resource.get("effectivePeriod") or resource.get("dispenseRequest", {}).get(
+        "validityPeriod"
+    )
+    if isinstance(period, dict):
+        return _date(period.get("start")), _date(period.get("end"))
+    single = _date(resource.get("effectiveDateTime")) or _date(resource.get("authoredOn"))
+    return single, None
+
+
+def _date(value: Any) -> datetime.date | None:
+    """The day of a FHIR date or dateTime (partial dates give their first day)."""
+    if not isinstance(value, str) or len(value) < 4:
+        return None
+    text = value[:10]
+    try:
+        if len(text) == 4:
+            return datetime.date(int(text), 1, 1)
+        if len(text) == 7:
+            return datetime.date(int(text[:4]), int(text[5:7]), 1)
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _instant(value: Any) -> datetime.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)

@@ -1,0 +1,507 @@
+"""Patient profiles: who the patient is and the clinical facts trial criteria ask about.
+
+Every clinical fact is its own row with the date it refers to and where it came from (who
+entered it, or which bundle and resource it was read from). A fact never recorded has no row:
+unknown, not false. Values are stored in canonical units with the original kept beside them.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from trials.eligibility.facts import ComorbidityKind, TreatmentCategory
+from trials.eligibility.units import Analyte, UnitError, to_canonical
+from trials.eligibility.vocabulary import (
+    CANCER_SITE_LABELS,
+    HISTOLOGY_LABELS,
+    CancerSite,
+    Histology,
+    StagingError,
+    parse_stage_group,
+    parse_tnm,
+)
+
+
+class Site(models.Model):
+    """A hospital or clinic whose coordinators look after its patients."""
+
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=200)
+    postal_code = models.CharField(max_length=20, blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 alpha-2")
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "hospital site"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Source(models.TextChoices):
+    ADMIN = "admin", "Entered in the admin"
+    WEB_FORM = "web_form", "Public pre-screening form"
+    FHIR = "fhir", "FHIR import"
+    JSON = "json", "Profile JSON import"
+    API = "api", "REST API"
+
+
+class Sex(models.TextChoices):
+    FEMALE = "female", "Female"
+    MALE = "male", "Male"
+    OTHER = "other", "Other"
+
+
+class Patient(models.Model):
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="patients")
+    external_id = models.CharField("MRN", max_length=64, help_text="Unique within the site")
+    sex = models.CharField(max_length=10, choices=Sex.choices, blank=True)
+    birth_date = models.DateField(null=True, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    city = models.CharField(max_length=120, blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 alpha-2")
+    latitude = models.FloatField(null=True, blank=True, editable=False)
+    longitude = models.FloatField(null=True, blank=True, editable=False)
+    location_precision = models.CharField(max_length=20, blank=True, editable=False)
+    # Contact details: only for referrals from the public form, with consent.
+    given_name = models.CharField(max_length=100, blank=True)
+    family_name = models.CharField(max_length=100, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    preferred_contact_time = models.CharField(max_length=100, blank=True)
+    contact_consent_at = models.DateTimeField(null=True, blank=True)
+    prior_anticancer_therapy = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Any chemotherapy, radiotherapy or immunotherapy for this cancer so far? "
+        "Empty: not known.",
+    )
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.ADMIN)
+    source_reference = models.CharField(max_length=300, blank=True)
+    bundle_hash = models.CharField(max_length=64, blank=True, editable=False)
+    bundle_timestamp = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+    facts_changed_at = models.DateTimeField(
+        default=timezone.now, editable=False, help_text="Last change of any clinical fact"
+    )
+
+    class Meta:
+        ordering = ["site", "external_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["site", "external_id"], name="unique_mrn_per_site")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} ({self.site.code})"
+
+    def clean(self) -> None:
+        if self.birth_date and self.birth_date > timezone.localdate():
+            raise ValidationError({"birth_date": "The birth date is in the future."})
+        if self.birth_date and self.birth_date.year < 1900:
+            raise ValidationError({"birth_date": "The birth date is before 1900."})
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.given_name, self.family_name) if part)
+
+
+class Fact(models.Model):
+    """What every clinical fact carries: its date and where it came from."""
+
+    observed_on = models.DateField("date", null=True, blank=True)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.ADMIN)
+    source_reference = models.CharField(
+        max_length=300, blank=True, help_text="Bundle and resource it was read from"
+    )
+    source_key = models.CharField(
+        max_length=300,
+        blank=True,
+        editable=False,
+        help_text="Identifier of the fact within its source (e.g. a FHIR fullUrl): a re-import "
+        "updates this row",
+    )
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        abstract = True
+
+    def clean(self) -> None:
+        if self.observed_on is None:
+            return
+        if self.observed_on > timezone.localdate() and not self.may_be_in_the_future():
+            raise ValidationError({"observed_on": "The date is in the future."})
+        # The patient may not be saved yet (the admin's add page): use the object as given.
+        cached = "patient" in self._state.fields_cache
+        patient: Patient | None = (
+            self.patient  # type: ignore[attr-defined]
+            if cached or self.patient_id  # type: ignore[attr-defined]
+            else None
+        )
+        born = patient.birth_date if patient else None
+        # A birth date that is itself impossible gets its own message, not one per fact.
+        if born and born <= timezone.localdate() and self.observed_on < born:
+            raise ValidationError({"observed_on": "The date is before the birth date."})
+
+    def may_be_in_the_future(self) -> bool:
+        return False
+
+    def provenance_text(self) -> str:
+        parts = [self.get_source_display()]
+        if self.source_reference:
+            parts.append(self.source_reference)
+        return ": ".join(parts)
+
+
+class PrimaryCancer(Fact):
+    patient = models.OneToOneField(Patient, on_delete=models.CASCADE, related_name="primary_cancer")
+    site = models.CharField(
+        max_length=20, choices=[(s.value, CANCER_SITE_LABELS[s]) for s in CancerSite], blank=True
+    )
+    siewert_type = models.CharField(
+        max_length=3, choices=[("I", "I"), ("II", "II"), ("III", "III")], blank=True
+    )
+    icd10_code = models.CharField("ICD-10 code", max_length=10, blank=True)
+    histology = models.CharField(
+        max_length=20, choices=[(h.value, HISTOLOGY_LABELS[h]) for h in Histology], blank=True
+    )
+    morphology_code = models.CharField(
+        "ICD-O-3 morphology", max_length=10, blank=True, help_text="e.g. 8140/3"
+    )
+
+    class Meta:
+        verbose_name = "primary cancer"
+
+    def __str__(self) -> str:
+        return f"{self.get_site_display() or 'unknown site'}, {self.get_histology_display()}"
+
+
+class StageObservation(Fact):
+    class Context(models.TextChoices):
+        CLINICAL = "clinical", "Clinical (cTNM)"
+        PATHOLOGICAL = "pathological", "Pathological (pTNM)"
+
+    class Category(models.TextChoices):
+        T = "T", "T (primary tumour)"
+        N = "N", "N (regional nodes)"
+        M = "M", "M (distant metastasis)"
+        STAGE = "stage", "Stage group"
+        CYTOLOGY = "CY", "Peritoneal cytology"
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="stages")
+    context = models.CharField(max_length=20, choices=Context.choices, default=Context.CLINICAL)
+    category = models.CharField(max_length=10, choices=Category.choices)
+    value = models.CharField(
+        max_length=10, help_text="AJCC 8th: T3, T4b, N2, M0, IIIA; cytology CY0 / CY1"
+    )
+
+    class Meta:
+        ordering = ["patient", "context", "category", "observed_on"]
+        verbose_name = "staging"
+
+    def __str__(self) -> str:
+        prefix = "c" if self.context == self.Context.CLINICAL else "p"
+        return self.value if self.category in ("stage", "CY") else prefix + self.value
+
+    def clean(self) -> None:
+        super().clean()
+        try:
+            self.value = normalize_stage_value(self.category, self.value)
+        except StagingError as exc:
+            raise ValidationError({"value": str(exc)}) from None
+
+
+def normalize_stage_value(category: str, value: str) -> str:
+    """The canonical spelling of a staging value; StagingError when it does not exist."""
+    if category == StageObservation.Category.CYTOLOGY:
+        cleaned = value.strip().upper().replace(" ", "")
+        if cleaned in ("CY0", "CY1", "CY+", "CY-"):
+            return {"CY+": "CY1", "CY-": "CY0"}.get(cleaned, cleaned)
+        raise StagingError(f"{value!r} is not a peritoneal cytology result (CY0 or CY1)")
+    if category == StageObservation.Category.STAGE:
+        return parse_stage_group(value)
+    return parse_tnm(value, category)[0]
+
+
+class Metastasis(Fact):
+    class Location(models.TextChoices):
+        PERITONEUM = "peritoneum", "Peritoneum"
+        LIVER = "liver", "Liver"
+        LUNG = "lung", "Lung"
+        BONE = "bone", "Bone"
+        BRAIN = "brain", "Brain"
+        DISTANT_NODES = "distant_lymph_nodes", "Distant lymph nodes"
+        OTHER = "other", "Other"
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="metastases")
+    location = models.CharField(max_length=30, choices=Location.choices)
+    icd10_code = models.CharField("ICD-10 code", max_length=10, blank=True)
+
+    class Meta:
+        verbose_name_plural = "metastases"
+
+    def __str__(self) -> str:
+        return self.get_location_display()
+
+
+class PerformanceStatus(Fact):
+    class Scale(models.TextChoices):
+        ECOG = "ecog", "ECOG / WHO"
+        KARNOFSKY = "karnofsky", "Karnofsky"
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="performance")
+    scale = models.CharField(max_length=10, choices=Scale.choices, default=Scale.ECOG)
+    value = models.PositiveSmallIntegerField(validators=[MaxValueValidator(100)])
+
+    class Meta:
+        verbose_name_plural = "performance status"
+
+    def __str__(self) -> str:
+        return f"{self.get_scale_display()} {self.value}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.value is None:
+            return
+        if self.scale == self.Scale.ECOG and not 0 <= self.value <= 5:
+            raise ValidationError({"value": "ECOG is a score from 0 to 5."})
+        if self.scale == self.Scale.KARNOFSKY and (self.value > 100 or self.value % 10):
+            raise ValidationError({"value": "Karnofsky is 0 to 100 in steps of 10."})
+
+
+class LabResult(Fact):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="labs")
+    analyte = models.CharField(max_length=30, choices=[(a.value, a.label) for a in Analyte])
+    original_value = models.FloatField("value", validators=[MinValueValidator(0)])
+    original_unit = models.CharField("unit", max_length=30, help_text="As reported, e.g. 10^3/uL")
+    original_uln = models.FloatField(
+        "upper limit of normal",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="The result's own ULN, in the same unit",
+    )
+    value = models.FloatField(editable=False, help_text="In the canonical unit")
+    unit = models.CharField(max_length=20, editable=False, help_text="Canonical unit")
+    uln = models.FloatField(null=True, blank=True, editable=False, help_text="Canonical unit")
+
+    class Meta:
+        ordering = ["patient", "analyte", "observed_on"]
+        verbose_name = "lab result"
+
+    def __str__(self) -> str:
+        return f"{self.get_analyte_display()} {self.value:g} {self.unit}"
+
+    def clean(self) -> None:
+        super().clean()
+        if not self.analyte or self.original_value is None or not self.original_unit:
+            return
+        if self.original_value < 0 or (self.original_uln or 0) < 0:
+            return  # the fields' own validators say so, next to the right field
+        try:
+            self.convert()
+        except UnitError as exc:
+            raise ValidationError({"original_unit": str(exc)}) from None
+
+    def convert(self) -> None:
+        """Fill the canonical value (and ULN) from what was reported; UnitError if it can't."""
+        analyte = Analyte(self.analyte)
+        canonical = to_canonical(analyte, self.original_value, self.original_unit)
+        self.value, self.unit = canonical.value, canonical.unit
+        self.uln = (
+            to_canonical(analyte, self.original_uln, self.original_unit).value
+            if self.original_uln is not None
+            else None
+        )
+
+
+class Biomarker(Fact):
+    class Marker(models.TextChoices):
+        HER2_STATUS = "her2_status", "HER2 status"
+        HER2_IHC = "her2_ihc", "HER2 IHC score"
+        HER2_ISH = "her2_ish", "HER2 in situ hybridisation"
+        MSI = "msi", "Microsatellite instability"
+        MMR = "mmr", "Mismatch repair"
+        PDL1_CPS = "pdl1_cps", "PD-L1 combined positive score"
+        EBV = "ebv", "EBV"
+        CLDN18 = "cldn18", "Claudin 18.2"
+
+    # Accepted values per marker (numeric markers take a number instead).
+    VALUES = {
+        "her2_status": ("positive", "negative", "equivocal"),
+        "her2_ihc": ("0", "1+", "2+", "3+"),
+        "her2_ish": ("amplified", "not amplified"),
+        "msi": ("MSI-H", "MSI-L", "MSS"),
+        "mmr": ("dMMR", "pMMR"),
+        "ebv": ("positive", "negative"),
+        "cldn18": ("positive", "negative"),
+    }
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="biomarkers")
+    marker = models.CharField(max_length=20, choices=Marker.choices)
+    value = models.CharField(max_length=20, blank=True)
+    numeric_value = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0)], help_text="PD-L1 CPS, %"
+    )
+
+    def __str__(self) -> str:
+        shown = self.value or (f"{self.numeric_value:g}" if self.numeric_value is not None else "")
+        return f"{self.get_marker_display()}: {shown}"
+
+    def clean(self) -> None:
+        super().clean()
+        allowed = self.VALUES.get(self.marker)
+        if allowed and self.value not in allowed:
+            raise ValidationError({"value": f"Use one of: {', '.join(allowed)}."})
+        if self.marker == self.Marker.PDL1_CPS and self.numeric_value is None:
+            raise ValidationError({"numeric_value": "Give the combined positive score."})
+
+
+class Treatment(Fact):
+    class Intent(models.TextChoices):
+        NEOADJUVANT = "neoadjuvant", "Neoadjuvant"
+        PERIOPERATIVE = "perioperative", "Perioperative"
+        ADJUVANT = "adjuvant", "Adjuvant"
+        PALLIATIVE = "palliative", "Palliative"
+        CURATIVE = "curative", "Curative"
+
+    class Status(models.TextChoices):
+        COMPLETED = "completed", "Completed"
+        ACTIVE = "active", "Ongoing"
+        STOPPED = "stopped", "Stopped"
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="treatments")
+    category = models.CharField(
+        max_length=20, choices=[(c.value, c.value.capitalize()) for c in TreatmentCategory]
+    )
+    agent = models.CharField(max_length=120, blank=True)
+    agent_class = models.CharField(max_length=60, blank=True, help_text="e.g. anti-PD-1")
+    rxnorm_code = models.CharField("RxNorm code", max_length=20, blank=True)
+    intent = models.CharField(max_length=20, choices=Intent.choices, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, blank=True)
+    start_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.category}: {self.agent}" if self.agent else self.category
+
+    def clean(self) -> None:
+        super().clean()
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValidationError({"end_date": "The treatment ends before it starts."})
+
+
+class Medication(Fact):
+    class Category(models.TextChoices):
+        SYSTEMIC_STEROID = "systemic_steroid", "Systemic corticosteroid"
+        IMMUNOSUPPRESSANT = "immunosuppressant", "Other immunosuppressant"
+        OTHER = "other", "Other"
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="medications")
+    name = models.CharField(max_length=120)
+    rxnorm_code = models.CharField("RxNorm code", max_length=20, blank=True)
+    category = models.CharField(max_length=20, choices=Category.choices)
+    active = models.BooleanField(null=True, blank=True, help_text="Taken now? Empty: not known")
+    prednisone_mg_per_day = models.FloatField(
+        "prednisone-equivalent mg/day", null=True, blank=True, validators=[MinValueValidator(0)]
+    )
+    start_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Comorbidity(Fact):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="comorbidities")
+    kind = models.CharField(
+        max_length=30,
+        choices=[
+            (ComorbidityKind.AUTOIMMUNE.value, "Autoimmune disease"),
+            (ComorbidityKind.ILD.value, "Interstitial lung disease / pneumonitis"),
+            (ComorbidityKind.HBV.value, "Hepatitis B"),
+            (ComorbidityKind.HCV.value, "Hepatitis C"),
+            (ComorbidityKind.HIV.value, "HIV"),
+            (ComorbidityKind.ORGAN_TRANSPLANT.value, "Organ transplant"),
+            (ComorbidityKind.STEM_CELL_TRANSPLANT.value, "Allogeneic stem-cell transplant"),
+            (ComorbidityKind.OTHER_MALIGNANCY.value, "Other malignancy"),
+            (ComorbidityKind.OTHER.value, "Other"),
+        ],
+    )
+    name = models.CharField(max_length=200, blank=True, help_text="e.g. type 1 diabetes")
+    icd10_code = models.CharField("ICD-10 code", max_length=10, blank=True)
+    present = models.BooleanField(default=True, help_text="Untick to record it as ruled out")
+    active = models.BooleanField(null=True, blank=True, help_text="Empty: not known")
+    onset_date = models.DateField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "comorbidities"
+
+    def __str__(self) -> str:
+        label = self.name or self.get_kind_display()
+        return label if self.present else f"no {label}"
+
+
+class ReproductiveStatus(Fact):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="reproductive")
+    pregnant = models.BooleanField(null=True, blank=True)
+    breastfeeding = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "pregnancy / breastfeeding"
+        verbose_name_plural = "pregnancy / breastfeeding"
+
+    def __str__(self) -> str:
+        return f"pregnant: {self.pregnant}, breastfeeding: {self.breastfeeding}"
+
+
+class Surgery(Fact):
+    class Procedure(models.TextChoices):
+        TOTAL_GASTRECTOMY = "total_gastrectomy", "Total gastrectomy"
+        SUBTOTAL_GASTRECTOMY = "subtotal_gastrectomy", "Subtotal gastrectomy"
+        DISTAL_GASTRECTOMY = "distal_gastrectomy", "Distal gastrectomy"
+        PROXIMAL_GASTRECTOMY = "proximal_gastrectomy", "Proximal gastrectomy"
+        ESOPHAGECTOMY = "esophagectomy", "Esophagectomy"
+        OTHER = "other", "Other"
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        DONE = "done", "Done"
+        CANCELLED = "cancelled", "Cancelled"
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="surgeries")
+    procedure = models.CharField(max_length=30, choices=Procedure.choices)
+    status = models.CharField(max_length=20, choices=Status.choices)
+
+    class Meta:
+        verbose_name_plural = "surgeries"
+
+    def __str__(self) -> str:
+        return f"{self.get_procedure_display()} ({self.get_status_display()})"
+
+    def may_be_in_the_future(self) -> bool:
+        return self.status == self.Status.PLANNED
+
+
+FACT_MODELS: tuple[type[Fact], ...] = (
+    PrimaryCancer,
+    StageObservation,
+    Metastasis,
+    PerformanceStatus,
+    LabResult,
+    Biomarker,
+    Treatment,
+    Medication,
+    Comorbidity,
+    ReproductiveStatus,
+    Surgery,
+)
