@@ -107,9 +107,12 @@ def _fact_schema(model: type[models.Fact], *, computed: tuple[str, ...] = ()) ->
     required = [
         field.name
         for field in fact_fields(model)
-        if not field.blank and not field.null and field.name not in computed and field.editable
+        if not field.blank
+        and not field.null
+        and field.name not in computed
+        and field.editable
         and not field.has_default()
-    ]  # fmt: skip
+    ]
     return {
         "type": "object",
         "title": str(model._meta.verbose_name),
@@ -194,9 +197,11 @@ def read_profile_json(document: Any, *, origin: str) -> ProfileData:
 
 
 def _fact(model: str, item: dict[str, Any], position: str, origin: str) -> FactData:
-    ignored = ("date", "id", "source", "value", "unit", "uln") if model == "LabResult" else (
-        "date", "id", "source"
-    )  # fmt: skip
+    ignored = (
+        ("date", "id", "source", "value", "unit", "uln")
+        if model == "LabResult"
+        else ("date", "id", "source")
+    )
     values = {
         name: _date(value)
         if name.endswith("_date")

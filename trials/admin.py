@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import URLPattern, path
 from django.utils.html import format_html, format_html_join
 
-from trials.models import SyncRun, Trial, TrialSite, TrialVersion
+from trials.criteria import criterion_correct, trial_set_classification
+from trials.eligibility.constraints import ConstraintError, constraint_from_dict
+from trials.models import Criterion, SyncRun, Trial, TrialSite, TrialVersion
 from trials.tasks import sync_trials_task
 
 
@@ -38,30 +42,218 @@ class TrialVersionInline(ReadOnlyInline):
     fields = ("number", "recorded_at", "last_update_posted", "overall_status", "changes")
 
 
+class CriterionForm(forms.ModelForm):
+    """A coordinator's correction of one criterion; constraints in the labels' vocabulary."""
+
+    corrected_constraints = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 50}),
+        help_text='e.g. [{"type": "ecog", "allowed": [0, 1]}]; empty keeps the engine\'s',
+    )
+
+    class Meta:
+        model = Criterion
+        fields = (
+            "corrected_category",
+            "corrected_constraints",
+            "corrected_join",
+            "correction_note",
+        )
+        widgets = {"correction_note": forms.Textarea(attrs={"rows": 2, "cols": 30})}
+
+    def clean_corrected_constraints(self) -> Any:
+        value = self.cleaned_data.get("corrected_constraints")
+        if value in (None, ""):
+            return None
+        if not isinstance(value, list):
+            raise forms.ValidationError("Give a list of constraints.")
+        for index, item in enumerate(value, start=1):
+            try:
+                constraint_from_dict(item)
+            except ConstraintError as exc:
+                raise forms.ValidationError(f"Constraint {index}: {exc}") from None
+        return value
+
+
+class CriterionInline(admin.TabularInline):
+    model = Criterion
+    form = CriterionForm
+    extra = 0
+    can_delete = False
+    fields = (
+        "position",
+        "kind",
+        "criterion_text",
+        "category",
+        "reading",
+        "corrected_category",
+        "corrected_constraints",
+        "corrected_join",
+        "correction_note",
+        "review",
+    )
+    readonly_fields = ("position", "kind", "criterion_text", "category", "reading", "review")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="text")
+    def criterion_text(self, criterion: Criterion) -> str:
+        indent = "↳ " if criterion.parent_position is not None else ""
+        return indent + criterion.text
+
+    @admin.display(description="engine's reading")
+    def reading(self, criterion: Criterion) -> str:
+        if not criterion.constraints:
+            return "not read: needs review"
+        parts = []
+        for item in criterion.constraints:
+            try:
+                parts.append(constraint_from_dict(item).describe())
+            except ConstraintError:
+                parts.append(str(item))
+        joiner = " OR " if criterion.join == "any" else "; "
+        return joiner.join(parts)
+
+    @admin.display(description="status")
+    def review(self, criterion: Criterion) -> str:
+        if criterion.needs_review:
+            return "corrected before the text changed: review"
+        if criterion.corrected:
+            who = criterion.corrected_by.get_username() if criterion.corrected_by else ""
+            return f"corrected by {who}"
+        return ""
+
+
 @admin.register(Trial)
 class TrialAdmin(admin.ModelAdmin):
     list_display = (
         "nct_id",
         "short_title",
         "overall_status",
+        "gastric_preop_immunotherapy",
         "phase_list",
         "last_update_posted",
         "version_count",
+        "curation_needs_review",
         "removed_from_registry",
     )
-    list_filter = ("overall_status", "removed_from_registry", "needs_evaluation", "study_type")
+    list_filter = (
+        "gastric_preop_immunotherapy",
+        "overall_status",
+        "curation_needs_review",
+        "removed_from_registry",
+        "needs_evaluation",
+        "study_type",
+    )
     search_fields = ("nct_id", "brief_title", "official_title", "acronym")
     date_hierarchy = "last_update_posted"
-    inlines = (TrialSiteInline, TrialVersionInline)
-    readonly_fields = ("registry_link", "raw_record")
-    exclude = ("raw",)
+    inlines = (CriterionInline, TrialSiteInline, TrialVersionInline)
+    actions = ("mark_reviewed",)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "nct_id",
+                    "registry_link",
+                    "brief_title",
+                    "official_title",
+                    "overall_status",
+                    "phases",
+                    "study_type",
+                    "lead_sponsor",
+                    "last_update_posted",
+                    "removed_from_registry",
+                )
+            },
+        ),
+        (
+            "Classification: gastric preoperative immunotherapy",
+            {
+                "fields": (
+                    "classification_summary",
+                    "classification_override",
+                    "classification_note",
+                    "curation_needs_review",
+                    "orphaned",
+                )
+            },
+        ),
+        (
+            "Eligibility: the registry's text beside the engine's reading",
+            {"fields": ("eligibility_review",)},
+        ),
+        (
+            "Record",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "conditions",
+                    "condition_mesh_terms",
+                    "keywords",
+                    "interventions",
+                    "arm_groups",
+                    "brief_summary",
+                    "start_date",
+                    "completion_date",
+                    "minimum_age_value",
+                    "minimum_age_unit",
+                    "maximum_age_value",
+                    "maximum_age_unit",
+                    "sex",
+                    "healthy_volunteers",
+                    "version_count",
+                    "criteria_engine_version",
+                    "raw_record",
+                ),
+            },
+        ),
+    )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        mapped = [field.name for field in Trial._meta.fields if field.name != "raw"]
-        return [*mapped, "registry_link", "raw_record"]
+        editable = {"classification_override", "classification_note"}
+        mapped = [f.name for f in Trial._meta.fields if f.name != "raw" and f.name not in editable]
+        return [
+            *mapped,
+            "registry_link",
+            "raw_record",
+            "classification_summary",
+            "eligibility_review",
+            "orphaned",
+        ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def save_model(self, request: HttpRequest, obj: Trial, form: Any, change: bool) -> None:
+        if {"classification_override", "classification_note"} & set(form.changed_data):
+            trial_set_classification(
+                obj,
+                override=form.cleaned_data["classification_override"],
+                note=form.cleaned_data["classification_note"],
+                user=request.user,
+            )
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is not Criterion:
+            formset.save()
+            return
+        # What formset.save() would record, for the admin's change message (history).
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for inline_form in formset.forms:
+            if not inline_form.has_changed():
+                continue
+            data = inline_form.cleaned_data
+            criterion_correct(
+                inline_form.instance,
+                category=data.get("corrected_category", ""),
+                constraints=data.get("corrected_constraints"),
+                join=data.get("corrected_join", ""),
+                note=data.get("correction_note", ""),
+                user=request.user,
+            )
+            formset.changed_objects.append((inline_form.instance, inline_form.changed_data))
 
     @admin.display(description="title")
     def short_title(self, trial: Trial) -> str:
@@ -83,6 +275,79 @@ class TrialAdmin(admin.ModelAdmin):
             '<pre style="max-height:30em;overflow:auto">{}</pre>',
             json.dumps(trial.raw, indent=2, ensure_ascii=False),
         )
+
+    @admin.display(description="engine's answers")
+    def classification_summary(self, trial: Trial) -> str:
+        answers = format_html_join(
+            "",
+            "<li>{}: <strong>{}</strong></li>",
+            (
+                ("gastric or GEJ cancer", _yes(trial.classified_gastric)),
+                ("an arm gives immunotherapy", _yes(trial.classified_immunotherapy)),
+                ("given before surgery", _yes(trial.classified_preoperative)),
+            ),
+        )
+        evidence = format_html_join(
+            "",
+            "<li>{} ({}): “{}”</li>",
+            (
+                (item["question"], item["field"], item["words"])
+                for item in trial.classification_evidence
+            ),
+        )
+        return format_html("<ul>{}</ul><p>Evidence:</p><ul>{}</ul>", answers, evidence)
+
+    @admin.display(description="original text and reading")
+    def eligibility_review(self, trial: Trial) -> str:
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    criterion.kind,
+                    criterion.effective_category,
+                    criterion.text[:200],
+                    "read" if criterion.parsed else "needs review",
+                )
+                for criterion in trial.criteria.all()
+            ),
+        )
+        return format_html(
+            '<div style="display:flex;gap:1em;align-items:flex-start">'
+            '<pre style="flex:1;white-space:pre-wrap;max-height:40em;overflow:auto">{}</pre>'
+            '<table style="flex:1"><tr><th>kind</th><th>category</th><th>criterion</th>'
+            "<th>status</th></tr>{}</table></div>",
+            trial.eligibility_criteria,
+            rows,
+        )
+
+    @admin.display(description="corrections of criteria no longer in the text")
+    def orphaned(self, trial: Trial) -> str:
+        if not trial.orphaned_corrections:
+            return "none"
+        return format_html_join(
+            "",
+            "<p>“{}” → {} (by {}, {})</p>",
+            (
+                (
+                    item["text"][:120],
+                    item.get("category") or item.get("constraints"),
+                    item.get("by", ""),
+                    item.get("note", ""),
+                )
+                for item in trial.orphaned_corrections
+            ),
+        )
+
+    @admin.action(description="Mark the curation as reviewed", permissions=["change"])
+    def mark_reviewed(self, request: HttpRequest, queryset: QuerySet[Trial]) -> None:
+        count = queryset.update(curation_needs_review=False)
+        Criterion.objects.filter(trial__in=queryset).update(needs_review=False)
+        self.message_user(request, f"{count} trial(s) marked as reviewed.", messages.SUCCESS)
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
 
 
 @admin.register(SyncRun)

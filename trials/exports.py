@@ -31,6 +31,8 @@ CSV_COLUMNS = (
     "eligibility_criteria",
     "version_count",
     "removed_from_registry",
+    "gastric_preop_immunotherapy",
+    "criteria",
     "sites",
 )
 
@@ -63,6 +65,26 @@ def trial_export_row(trial: Trial) -> dict[str, Any]:
         "version_count": trial.version_count,
         "removed_from_registry": trial.removed_from_registry,
         "sites": [site.as_dict() for site in trial.sites.all()],
+        "gastric_preop_immunotherapy": trial.gastric_preop_immunotherapy,
+        "classification": {
+            "gastric": trial.classified_gastric,
+            "immunotherapy": trial.classified_immunotherapy,
+            "preoperative": trial.classified_preoperative,
+            "coordinator_override": trial.classification_override,
+            "evidence": trial.classification_evidence,
+        },
+        "criteria": [
+            {
+                "type": criterion.kind,
+                "text": criterion.text,
+                "category": criterion.effective_category,
+                "parsed": criterion.parsed,
+                "constraints": criterion.effective_constraints,
+                "join": criterion.effective_join,
+                "corrected": criterion.corrected,
+            }
+            for criterion in trial.criteria.all()
+        ],
     }
 
 
@@ -71,7 +93,7 @@ def _age(value: Any, unit: str) -> str | None:
 
 
 def export_queryset() -> QuerySet[Trial]:
-    return Trial.objects.order_by("nct_id").prefetch_related("sites")
+    return Trial.objects.order_by("nct_id").prefetch_related("sites", "criteria")
 
 
 def iter_rows(queryset: QuerySet[Trial]) -> Iterator[dict[str, Any]]:
@@ -105,6 +127,11 @@ def write_csv(rows: Iterator[dict[str, Any]], stream: IO[str]) -> int:
             for item in row["interventions"]
         )
         flat["sites"] = "; ".join(_site_text(site) for site in row["sites"])
+        flat["criteria"] = "\n".join(
+            f"[{item['type']}/{item['category']}{'' if item['parsed'] else ', not read'}] "
+            f"{item['text']}"
+            for item in row["criteria"]
+        )
         writer.writerow(flat)
         count += 1
     return count

@@ -74,6 +74,43 @@ class Trial(models.Model):
         db_index=True,
         help_text="Eligibility or status changed: criteria and matches must be recomputed.",
     )
+    # What the criteria engine read (see trials.criteria): re-read when the record changes or
+    # the engine's version does.
+    criteria_engine_version = models.CharField(max_length=40, blank=True, db_index=True)
+    criteria_text_hash = models.CharField(max_length=64, blank=True)
+    criteria_parsed_at = models.DateTimeField(null=True, blank=True)
+    classified_gastric = models.BooleanField(default=False)
+    classified_immunotherapy = models.BooleanField(default=False)
+    classified_preoperative = models.BooleanField(default=False)
+    classification_evidence = models.JSONField(default=list, blank=True)
+    classification_override = models.BooleanField(
+        "coordinator's classification",
+        null=True,
+        blank=True,
+        help_text="Set to overrule the engine: is this a gastric preoperative immunotherapy "
+        "trial? Empty: as the engine classifies it.",
+    )
+    classification_note = models.TextField(blank=True)
+    classification_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    classification_at = models.DateTimeField(null=True, blank=True)
+    gastric_preop_immunotherapy = models.BooleanField(
+        default=False,
+        db_index=True,
+        help_text="Gastric/GEJ cancer, an immunotherapy arm, given before surgery (the engine's "
+        "answer, or the coordinator's where they overruled it)",
+    )
+    curation_needs_review = models.BooleanField(
+        default=False,
+        db_index=True,
+        help_text="The eligibility text changed after a coordinator corrected this trial",
+    )
+    orphaned_corrections = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Corrections of criteria that are no longer in the eligibility text",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -95,6 +132,106 @@ class Trial(models.Model):
 
     def get_registry_url(self) -> str:
         return f"https://clinicaltrials.gov/study/{self.nct_id}"
+
+
+class Criterion(models.Model):
+    """One eligibility criterion as the engine read it, and as a coordinator corrected it.
+
+    The engine's reading is recomputed whenever the record changes; a coordinator's
+    correction is carried over to the criterion with the same text, and wins.
+    """
+
+    class Kind(models.TextChoices):
+        INCLUSION = "inclusion", "Inclusion"
+        EXCLUSION = "exclusion", "Exclusion"
+
+    class Category(models.TextChoices):
+        AGE = "age", "Age"
+        SEX = "sex", "Sex"
+        DIAGNOSIS = "diagnosis", "Diagnosis"
+        HISTOLOGY = "histology", "Histology"
+        STAGE = "stage", "Stage"
+        METASTASIS = "metastasis", "Metastasis"
+        RESECTABILITY = "resectability", "Resectability"
+        PERFORMANCE_STATUS = "performance_status", "Performance status"
+        LAB = "lab", "Laboratory"
+        PRIOR_THERAPY = "prior_therapy", "Prior therapy"
+        BIOMARKER = "biomarker", "Biomarker"
+        COMORBIDITY = "comorbidity", "Comorbidity"
+        MEDICATION = "medication", "Medication"
+        PREGNANCY = "pregnancy", "Pregnancy"
+        SURGERY = "surgery", "Surgery"
+        CONSENT = "consent", "Consent"
+        OTHER = "other", "Other (not read)"
+
+    class Join(models.TextChoices):
+        ALL = "all", "All must hold"
+        ANY = "any", "Any one is enough"
+
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="criteria")
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    text = models.TextField()
+    start = models.PositiveIntegerField(null=True, blank=True)
+    end = models.PositiveIntegerField(null=True, blank=True)
+    parent_position = models.PositiveIntegerField(null=True, blank=True)
+    header = models.BooleanField(default=False)
+    origin = models.CharField(max_length=12, default="text")  # text / structured
+    category = models.CharField(max_length=20, choices=Category.choices)
+    constraints = models.JSONField(default=list, blank=True)
+    join = models.CharField(max_length=3, choices=Join.choices, default=Join.ALL)
+    # A coordinator's correction: empty fields keep the engine's reading.
+    corrected_category = models.CharField(max_length=20, choices=Category.choices, blank=True)
+    corrected_constraints = models.JSONField(null=True, blank=True)
+    corrected_join = models.CharField(max_length=3, choices=Join.choices, blank=True)
+    correction_note = models.TextField(blank=True)
+    corrected_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    corrected_at = models.DateTimeField(null=True, blank=True)
+    needs_review = models.BooleanField(
+        default=False, help_text="Corrected before the eligibility text last changed"
+    )
+
+    class Meta:
+        ordering = ["trial", "position"]
+        verbose_name_plural = "criteria"
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "position"], name="unique_criterion_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trial_id} #{self.position} {self.kind}: {self.text[:60]}"
+
+    @property
+    def corrected(self) -> bool:
+        # A note alone is curation too ("checked, the engine reads this right").
+        return bool(
+            self.corrected_category
+            or self.corrected_constraints is not None
+            or self.corrected_join
+            or self.correction_note
+        )
+
+    @property
+    def effective_category(self) -> str:
+        return self.corrected_category or self.category
+
+    @property
+    def effective_constraints(self) -> list[dict[str, Any]]:
+        return (
+            self.corrected_constraints
+            if self.corrected_constraints is not None
+            else self.constraints
+        )
+
+    @property
+    def effective_join(self) -> str:
+        return self.corrected_join or self.join
+
+    @property
+    def parsed(self) -> bool:
+        return bool(self.effective_constraints)
 
 
 class TrialSite(models.Model):

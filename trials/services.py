@@ -77,6 +77,7 @@ UPDATED_FIELDS = (
     "removed_from_registry",
     "removed_at",
     "needs_evaluation",
+    "criteria_engine_version",
     "updated_at",
 )
 
@@ -198,6 +199,7 @@ def trials_upsert(
             changes = _changes(trial, record)
             _assign(trial, record, serialized, source)
             trial.updated_at = now
+            trial.criteria_engine_version = ""  # read the changed record again
             if trial.removed_from_registry:
                 trial.removed_from_registry = False
                 trial.removed_at = None

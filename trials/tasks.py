@@ -9,6 +9,7 @@ from typing import Any
 from celery import shared_task
 
 from trials import services
+from trials.criteria import refresh_stale_criteria
 
 logger = logging.getLogger(__name__)
 
@@ -27,4 +28,11 @@ def sync_trials_task(full: bool = False, since: str | None = None) -> dict[str, 
     except services.SyncAlreadyRunning as exc:
         logger.info("Sync not started: %s", exc)
         return {"status": "skipped", "reason": str(exc)}
-    return {"run": run.pk, "status": run.status, "summary": run.summary()}
+    read = refresh_stale_criteria() if run.status == run.Status.SUCCEEDED else 0
+    return {"run": run.pk, "status": run.status, "summary": run.summary(), "criteria_read": read}
+
+
+@shared_task(name="trials.tasks.refresh_criteria_task")
+def refresh_criteria_task() -> int:
+    """Read the eligibility of every trial whose stored reading is stale."""
+    return refresh_stale_criteria()

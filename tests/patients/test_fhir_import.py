@@ -70,9 +70,16 @@ def test_ex1_imports_every_fact_it_carries() -> None:
     assert [(p.scale, p.value) for p in patient.performance.all()] == [("ecog", 0)]
     labs = {lab.analyte: lab for lab in patient.labs.all()}
     assert set(labs) == {
-        "anc", "platelets", "haemoglobin", "creatinine", "bilirubin", "ast", "alt",
-        "weight", "height",
-    }  # fmt: skip
+        "anc",
+        "platelets",
+        "haemoglobin",
+        "creatinine",
+        "bilirubin",
+        "ast",
+        "alt",
+        "weight",
+        "height",
+    }
     assert (labs["anc"].original_value, labs["anc"].original_unit) == (3.4, "10*3/uL")
     assert (labs["anc"].value, labs["anc"].unit) == (3.4, "10^9/L")
     assert (labs["creatinine"].uln, labs["creatinine"].unit) == (1.1, "mg/dL")

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from trials.eligibility.lexicon import words_pattern
+
 DATA = Path(__file__).resolve().parent / "data" / "drugs.json"
 
 
@@ -43,14 +45,24 @@ def _by_rxnorm() -> dict[str, Drug]:
     return {code: drug for drug in drugs().values() for code in drug.rxnorm}
 
 
+_SPACING = re.compile(r"[\s-]+")
+
+
+def _spelling(name: str) -> str:
+    return _SPACING.sub(" ", name.lower()).strip()
+
+
 @cache
 def _name_pattern() -> tuple[re.Pattern[str], dict[str, Drug]]:
+    """Every name and synonym in one trie-factored pattern (see ``lexicon.words_pattern``)."""
     names: dict[str, Drug] = {}
     for drug in drugs().values():
         for name in (drug.name, *drug.synonyms):
-            names[name.lower()] = drug
-    alternatives = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
-    return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.IGNORECASE), names
+            names[_spelling(name)] = drug
+    pattern = words_pattern(
+        sorted({name.lower() for d in drugs().values() for name in (d.name, *d.synonyms)})
+    )
+    return re.compile(pattern, re.IGNORECASE), names
 
 
 def drug_by_rxnorm(code: str) -> Drug | None:
@@ -62,6 +74,6 @@ def find_drugs(text: str) -> list[Drug]:
     pattern, names = _name_pattern()
     found: dict[str, Drug] = {}
     for match in pattern.finditer(text):
-        drug = names[match.group(0).lower()]
+        drug = names[_spelling(match.group(0))]
         found.setdefault(drug.name, drug)
     return list(found.values())

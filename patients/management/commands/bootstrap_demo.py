@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from patients.services import import_patient_files
 from trials import services
+from trials.criteria import refresh_stale_criteria
 from trials.models import SyncRun
 
 FHIR_DATA = Path(__file__).resolve().parents[2] / "data" / "fhir"
@@ -44,6 +45,8 @@ class Command(BaseCommand):
             stdout=self.stdout,
         )
         self._load_trials(offline=options["offline"])
+        read = refresh_stale_criteria()
+        self.stdout.write(f"Eligibility criteria read for {read} trial(s).")
         self._load_patients()
         password = password_file.read_text().strip() if password_file.exists() else "(set by you)"
         base = options["url"].rstrip("/")

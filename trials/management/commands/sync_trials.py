@@ -13,6 +13,7 @@ from django.db import DatabaseError
 from tqdm import tqdm
 
 from trials import services
+from trials.criteria import refresh_stale_criteria
 from trials.models import SyncRun
 from trials.tasks import sync_trials_task
 
@@ -92,6 +93,10 @@ class Command(BaseCommand):
             self.stderr.write(f"  {error['record']}: {error['message']}")
         if len(run.errors) > 20:
             self.stderr.write(f"  ... {run.failed - 20} more in sync run #{run.pk}")
+        if run.status != SyncRun.Status.FAILED:
+            read = refresh_stale_criteria()
+            if read:
+                self.stdout.write(f"Eligibility criteria read for {read} trial(s).")
         summary = run.summary().capitalize()
         if run.status == SyncRun.Status.FAILED:
             raise CommandError(f"{summary}. {run.message}")

@@ -1,0 +1,1340 @@
+"""From one criterion's text to its category and structured constraints.
+
+The extractors are small readers, one per kind of constraint, over the normalised text (see
+``text.normalize``): each finds its concept through the lexicon (``data/lexicon.json``) or
+the drug vocabulary, then reads the numbers, ranges, windows, negation and exceptions around
+it. An extractor that is not sure says nothing: an unread criterion stays "needs review",
+it is never guessed.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+
+from trials.eligibility import constraints as c
+from trials.eligibility.drugs import find_drugs
+from trials.eligibility.lexicon import concept_patterns, group_matcher, lexicon, list_pattern
+from trials.eligibility.text import parse_number
+from trials.eligibility.units import Analyte, UnitError, to_canonical
+from trials.eligibility.vocabulary import STAGE_RANKS, display_code, rank
+
+CATEGORIES = (
+    "age",
+    "sex",
+    "diagnosis",
+    "histology",
+    "stage",
+    "metastasis",
+    "resectability",
+    "performance_status",
+    "lab",
+    "prior_therapy",
+    "biomarker",
+    "comorbidity",
+    "medication",
+    "pregnancy",
+    "surgery",
+    "consent",
+    "other",
+)
+
+
+@dataclass
+class Extraction:
+    category: str = "other"
+    constraints: list[c.Constraint] = field(default_factory=list)
+    join: str = "all"  # "any" when the constraints are alternatives
+    found_at: list[int] = field(default_factory=list)  # where each constraint was read
+
+
+@dataclass(frozen=True)
+class Context:
+    kind: str  # inclusion / exclusion
+    parent: str = ""  # normalised text of the item this one belongs to
+    section: str = ""
+
+
+# --- Cheap triggers: an extractor runs only when one of its words is in the text -----------------
+
+
+@functools.lru_cache(maxsize=256)
+def _lower(text: str) -> str:
+    return text.lower()
+
+
+def _mentions(text: str, words: tuple[str, ...]) -> bool:
+    """Does the text contain any of these substrings? (a gate far cheaper than a pattern)"""
+    lowered = _lower(text)
+    for word in words:  # noqa: SIM110 -- a plain loop is measurably faster than any() here
+        if word in lowered:
+            return True
+    return False
+
+
+_AGE_WORDS = ("age", "year", "old", "adult", "yr")
+_SEX_WORDS = ("male", "women", "woman", "men ")
+_PERFORMANCE_WORDS = ("ecog", "performance", "zubrod", "karnofsky", "kps", "ps", "who ")
+_BIOMARKER_WORDS = (
+    "her2",
+    "her-2",
+    "her 2",
+    "erbb2",
+    "epidermal growth factor receptor 2",
+    "msi",
+    "mss",
+    "mmr",
+    "cps",
+    "combined positive",
+    "claudin",
+    "cldn",
+    "ebv",
+    "epstein",
+    "microsat",
+    "mismatch",
+)
+_PREGNANCY_WORDS = ("pregnan", "breast", "lactat", "nursing")
+_STAGE_WORDS = (
+    "stage",
+    "t0",
+    "t1",
+    "t2",
+    "t3",
+    "t4",
+    "tx",
+    "tis",
+    "tany",
+    "t any",
+    "n0",
+    "n1",
+    "n2",
+    "n3",
+    "n+",
+    "m0",
+    "m1",
+    "node",
+    "t ",
+)
+_METASTASIS_WORDS = (
+    "metasta",
+    "dissemin",
+    "carcinomatosis",
+    "cy1",
+    "cy+",
+    "peritone",
+    "stage iv",
+    "m1",
+    "spread",
+    "cns",
+    "brain",
+    "leptomening",
+    "seeding",
+    "implant",
+)
+_RESECT_WORDS = ("resect", "operab", "amenable")
+_SURGERY_WORDS = ("surg", "gastrectomy", "esophagectomy", "operation", "resection")
+_HISTOLOGY_WORDS = (
+    "adeno",
+    "squamous",
+    "stromal",
+    "gist",
+    "neuroendocrine",
+    "carcinoid",
+    "small cell",
+    "small-cell",
+    "lymphoma",
+    "malt",
+    "signet",
+    "mucinous",
+    "sarcoma",
+)
+_MEDICATION_WORDS = (
+    "steroid",
+    "vaccin",
+    "immunosupp",
+    "immune suppress",
+    "prednis",
+    "dexameth",
+    "hydrocort",
+    "glucocortic",
+)
+_SITE_WORDS = (
+    "gastr",
+    "stomach",
+    "esophag",
+    "oesophag",
+    "junction",
+    "gej",
+    "egj",
+    "ogj",
+    "cardia",
+    "siewert",
+    "gc",
+    "gejc",
+)
+_COMORBIDITY_WORDS = (
+    "autoimmun",
+    "auto-immun",
+    "immune-mediated",
+    "arthritis",
+    "lupus",
+    "bowel",
+    "crohn",
+    "colitis",
+    "sclerosis",
+    "vasculitis",
+    "sjogren",
+    "hepatitis",
+    "myasthenia",
+    "guillain",
+    "psoriasis",
+    "hashimoto",
+    "graves",
+    "interstitial",
+    "pneumonitis",
+    "fibrosis",
+    "ild",
+    "hbv",
+    "hbsag",
+    "hcv",
+    "hiv",
+    "immunodef",
+    "immune deficiency",
+    "aids",
+    "transplant",
+    "allograft",
+    "hsct",
+    "allogeneic",
+    "malignan",
+    "cancer",
+    "tumor",
+    "tumour",
+    "organizing",
+)
+_OR = re.compile(r"\bor\b", re.IGNORECASE)
+
+
+# --- Negation and windows ---------------------------------------------------------------------
+
+_NEGATION_BEFORE = re.compile(
+    r"(?<![\w-])(?:no|not|without|never|none|free\s+of|absence\s+of|absent|negative\s+for|"
+    r"lack\s+of|neither|nor|exclude[sd]?|excluding|cannot\s+have|must\s+not|"
+    r"should\s+not|may\s+not|does\s+not|do\s+not|did\s+not|has\s+not|have\s+not|had\s+not|"
+    r"exclusion\s+of|rule\s+out|ruled\s+out|non)(?![\w])",
+    re.IGNORECASE,
+)
+_NEGATION_AFTER = re.compile(
+    r"^[^.;]{0,40}?\b(?:not\s+(?:allowed|permitted|eligible|acceptable)|(?:are|is)\s+excluded|"
+    r"is\s+not|are\s+not|excluded|prohibited|ruled\s+out|:\s*none\b|:\s*no\b)",
+    re.IGNORECASE,
+)
+_CLAUSE_BREAK = re.compile(r"[.;:]|\b(?:but|except|however|unless|other\s+than)\b", re.IGNORECASE)
+_UNITS_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
+_WINDOW = re.compile(
+    r"(?:within|in|during|over|<=?|for)\s+(?:the\s+)?(?:(?:past|last|previous|prior|recent|"
+    r"preceding)\s+)?(?P<n>\d+(?:\.\d+)?|one|two|three|four|five|six|twelve)\s*"
+    r"(?P<unit>day|week|month|year)s?|"
+    r"(?P<n2>\d+(?:\.\d+)?)\s*(?P<unit2>day|week|month|year)s?\s+(?:before|prior\s+to|"
+    r"preceding|of)",
+    re.IGNORECASE,
+)
+_WORD_NUMBER = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "twelve": 12}
+
+
+def negated(text: str, start: int, end: int) -> bool:
+    """Is the mention at ``start:end`` negated within its clause?"""
+    clause_start = 0
+    for match in _CLAUSE_BREAK.finditer(text, 0, start):
+        clause_start = match.end()
+    before = text[clause_start:start]
+    triggers = list(_NEGATION_BEFORE.finditer(before))
+    # "non-infectious pneumonitis", "non-small cell": "non" only negates when it stands alone.
+    triggers = [
+        m
+        for m in triggers
+        if not (m.group(0).lower() == "non" and before[m.end() : m.end() + 1] == "-")
+    ]
+    if triggers:
+        return True
+    return bool(_NEGATION_AFTER.match(text[end:]))
+
+
+def window_days(text: str) -> int | None:
+    """The first time window stated ("within 28 days", "in the past 2 years") in days."""
+    match = _WINDOW.search(text)
+    if not match:
+        return None
+    number = match.group("n") or match.group("n2")
+    unit = (match.group("unit") or match.group("unit2")).lower()
+    amount = _WORD_NUMBER.get(number.lower()) if not number[0].isdigit() else float(number)
+    return round((amount or 0) * _UNITS_DAYS[unit])
+
+
+# --- Age and sex ------------------------------------------------------------------------------
+
+_AGE_CUE = re.compile(r"\b(?:age[ds]?|years?\s+old|years?\s+of\s+age|yrs?\s+old|old)\b", re.I)
+_AGE_RANGE = re.compile(
+    r"(?P<a>\d{1,3})\s*(?:-|to|and)\s*(?P<b>\d{1,3})\s*(?:years?|yrs?|y\b|(?=\s*\)))", re.I
+)
+_AGE_BETWEEN = re.compile(
+    r"\b(?:aged?|ages?)\s*(?:range[sd]?\s*)?(?:of|:|between|from|is)?\s*(?:between\s+|from\s+)?"
+    r"(?P<a>\d{1,3})\s*(?:-|to|and)\s*(?P<b>\d{1,3})\b|"
+    r"(?P<a2>\d{1,3})\s*(?:<=|<)\s*age[sd]?\s*(?:<=|<)\s*(?P<b2>\d{1,3})",
+    re.I,
+)
+_AGE_MIN = re.compile(
+    r"(?:\b(?:aged?|age)\s*(?:of|:|is|must\s+be)?\s*(?P<op>>=|>)\s*(?P<a>\d{1,3})|"
+    r"(?P<op2>>=|>)\s*(?P<a2>\d{1,3})\s*(?:years?|yrs?)|"
+    r"(?P<a3>\d{1,3})\s*(?:years?|yrs?)(?:\s+(?:of\s+age|old))?\s*(?:or|and)\s*"
+    r"(?:older|above|over|more|greater)|\b(?:aged?|age)\s*(?P<a4>\d{1,3})\s*(?:years?\s*)?"
+    r"(?:or|and)\s*(?:older|above|over))",
+    re.I,
+)
+_AGE_MAX = re.compile(
+    r"(?:\b(?:aged?|age)\s*(?:of|:|is|must\s+be)?\s*(?P<op><=|<)\s*(?P<a>\d{1,3})|"
+    r"(?P<op2><=|<)\s*(?P<a2>\d{1,3})\s*(?:years?|yrs?)|"
+    r"(?P<a3>\d{1,3})\s*(?:years?|yrs?)(?:\s+(?:of\s+age|old))?\s*(?:or|and)\s*"
+    r"(?:younger|less|under|below))",
+    re.I,
+)
+
+
+def extract_age(text: str) -> list[tuple[int, c.Constraint]]:
+    if not _mentions(text, _AGE_WORDS):
+        return []
+    between = _AGE_BETWEEN.search(text)
+    if between:
+        bottom = int(between.group("a") or between.group("a2"))
+        top = int(between.group("b") or between.group("b2"))
+        if 0 < bottom < top <= 120:
+            return [(between.start(), c.Age(min=bottom, max=top))]
+    plain = _AGE_RANGE.search(text)
+    # "18-75 years" is an age range even without the word "age"; "2-4 years" is not.
+    if plain and (_AGE_CUE.search(text) or int(plain.group("a")) >= 12):
+        first, last = int(plain.group("a")), int(plain.group("b"))
+        if 12 <= first < last <= 120 and last - first >= 10:
+            return [(plain.start(), c.Age(min=first, max=last))]
+    if not _AGE_CUE.search(text):
+        return []
+    low_match, high_match = _AGE_MIN.search(text), _AGE_MAX.search(text)
+    low = _first_int(low_match, "a", "a2", "a3", "a4") if low_match else None
+    high = _first_int(high_match, "a", "a2", "a3") if high_match else None
+    # Ages are whole years: "< 18" is at most 17 (while "> 18", by registry custom, is 18+).
+    if (
+        high is not None
+        and high_match
+        and "<" in (high_match.group("op") or high_match.group("op2") or "")
+        and "=" not in (high_match.group("op") or high_match.group("op2") or "")
+    ):
+        high -= 1
+    if low is None and high is None:
+        return []
+    position = min(m.start() for m in (low_match, high_match) if m is not None)
+    return [(position, c.Age(min=low, max=high))]
+
+
+def _first_int(match: re.Match[str], *names: str) -> int | None:
+    for name in names:
+        value = match.group(name)
+        if value is not None:
+            number = int(value)
+            return number if 0 < number <= 120 else None
+    return None
+
+
+_SEX_ONLY = re.compile(
+    r"\b(?:(?P<female>female|women|woman|postmenopausal\s+women)|(?P<male>male|men))\b"
+    r"(?:\s+(?:patients?|subjects?|participants?|only|aged))?",
+    re.I,
+)
+_BOTH_SEXES = re.compile(
+    r"\b(?:male\s+(?:and|or)\s+female|female\s+(?:and|or)\s+male|"
+    r"both\s+(?:genders|sexes)|either\s+sex|men\s+(?:and|or)\s+women|"
+    r"women\s+(?:and|or)\s+men|all\s+genders)\b",
+    re.I,
+)
+
+
+def extract_sex(text: str, kind: str) -> list[tuple[int, c.Constraint]]:
+    if kind != "inclusion" or not _mentions(text, _SEX_WORDS):
+        return []
+    if _BOTH_SEXES.search(text) or kind != "inclusion":
+        return []
+    if list_pattern_category("pregnancy").search(text):
+        return []
+    match = _SEX_ONLY.search(text)
+    if not match or match.start() > 30:
+        return []
+    return [(match.start(), c.Sex(sex="female" if match.group("female") else "male"))]
+
+
+# --- Performance status -----------------------------------------------------------------------
+
+_ECOG_CUE = re.compile(
+    r"\b(?:ecog|eastern\s+cooperative\s+oncology\s+group|zubrod|who\s+performance|"
+    r"who\s+ps|who/ecog|performance\s+status|performance\s+score|\bps\b)",
+    re.I,
+)
+_KARNOFSKY = re.compile(
+    r"\b(?:karnofsky|kps)\b[^.;\d]{0,40}?(?P<op>>=|>)?\s*(?P<a>\d{2,3})\s*%?"
+    r"(?:\s*(?:-|to)\s*(?P<b>\d{2,3}))?",
+    re.I,
+)
+_SCORE_LIST = re.compile(r"(?P<first>[0-4])(?:\s*(?:,|or|and|/|-|to)\s*(?:or\s+|and\s+)?[0-5])+")
+_SCORE_BOUND = re.compile(r"(?P<op><=|<)\s*(?P<a>[0-5])\b")
+
+
+def extract_performance(text: str) -> list[tuple[int, c.Constraint]]:
+    if not _mentions(text, _PERFORMANCE_WORDS):
+        return []
+    found: list[tuple[int, c.Constraint]] = []
+    cue = _ECOG_CUE.search(text)
+    if cue:
+        tail = text[cue.end() : cue.end() + 60]
+        bound = _SCORE_BOUND.search(tail)
+        listed = _SCORE_LIST.search(tail)
+        allowed: tuple[int, ...] = ()
+        if bound and (not listed or bound.start() <= listed.start()):
+            top = int(bound.group("a")) - (1 if bound.group("op") == "<" else 0)
+            allowed = tuple(range(0, top + 1))
+        elif listed:
+            allowed = _scores(listed.group(0))
+        else:
+            single = re.match(r"[^.;\d]{0,25}?\b(?:of|:|=|is|score)?\s*(?P<a>[0-2])\b", tail)
+            if single and not re.search(r"karnofsky|kps", tail[: single.start()], re.I):
+                allowed = (int(single.group("a")),)
+        if allowed:
+            found.append((cue.start(), c.Ecog(allowed=allowed)))
+    karnofsky = _KARNOFSKY.search(text)
+    if karnofsky:
+        low = int(karnofsky.group("a"))
+        if karnofsky.group("op") == ">":
+            low += 10
+        if 0 <= low <= 100:
+            found.append((karnofsky.start(), c.Karnofsky(min=low)))
+    return found
+
+
+def _scores(listing: str) -> tuple[int, ...]:
+    numbers = [int(n) for n in re.findall(r"[0-5]", listing)]
+    if re.search(r"\d\s*(?:-|to)\s*\d", listing) and len(numbers) == 2:
+        return tuple(range(numbers[0], numbers[1] + 1))
+    return tuple(sorted(set(numbers)))
+
+
+# --- Stage ------------------------------------------------------------------------------------
+
+_T = r"T(?:is|[0-4x]|\s?any)[ab]?"
+_TNM = re.compile(
+    rf"(?<![A-Za-z])(?P<prefix>[cpy]{{0,2}})(?P<t>{_T}(?:\s*(?:-|to|or|/)\s*T?(?:is|[0-4])[ab]?)?)"
+    r"\s*(?P<n>N(?:\+|any|x|[0-3][ab]?)(?:\s*(?:-|to|or|/)\s*N?[0-3][ab]?)?)?"
+    r"\s*(?P<m>M[01x])?(?![A-Za-z0-9])",
+    re.I,
+)
+_N_ALONE = re.compile(
+    r"(?<![A-Za-z])[cpy]{0,2}N(?P<n>\+|[0-3][ab]?)(?:\s*(?:-|to|or)\s*N?(?P<hi>[0-3][ab]?))?"
+    r"(?![A-Za-z0-9])|\bnode[\s-]positive\b|\blymph\s+node[\s-]positive\b",
+    re.I,
+)
+_M_ALONE = re.compile(r"(?<![A-Za-z])[cpy]{0,2}M(?P<m>[01])(?![A-Za-z0-9])")
+_OR_HIGHER = re.compile(r"^\s*(?:or|and)\s+(?:higher|above|greater|more|later|beyond)", re.I)
+_ROMAN = r"(?:IV[AB]?|I{1,3}[ABC]?|0)"
+_STAGE = re.compile(
+    rf"\bstage\s*(?:group\s*)?(?:(?P<op>>=|>)\s*)?(?P<a>{_ROMAN})(?![A-Za-z])"
+    rf"(?:\s*(?:-|to|or|/|through|and)\s*(?:stage\s*)?(?P<b>{_ROMAN})(?![A-Za-z]))?",
+    re.I,
+)
+
+
+def _t_bounds(spec: str) -> tuple[str | None, str | None]:
+    if "any" in spec.lower():
+        return None, None
+    parts = re.split(r"\s*(?:-|to|or|/)\s*", spec.strip())
+    codes = []
+    for part in parts:
+        part = part if part.upper().startswith("T") else "T" + part
+        codes.append(display_code(part.upper()))
+    if codes[0] == "TX":
+        return None, None
+    return codes[0], codes[-1]
+
+
+TOP = {"T": "T4", "N": "N3", "stage": "IV"}
+BOTTOM = {"T": "T1", "N": "N0", "stage": "I"}
+
+
+def stage_range(category: str, low: str | None, high: str | None) -> c.Stage:
+    """A range with its no-op ends dropped: "T3-4" is "T3 or higher", "N0-1" is "N1 or lower"."""
+    if high == TOP.get(category):
+        high = None
+    if low == BOTTOM.get(category) and high is not None:
+        low = None
+    if low is not None and low == high:
+        return c.Stage(category=category, any_of=(low,))
+    return c.Stage(category=category, min=low, max=high)
+
+
+def extract_stage(text: str) -> list[tuple[int, c.Constraint]]:
+    if not _mentions(text, _STAGE_WORDS):
+        return []
+    if re.search(r"\b(?:thyro\w*|triiodothyronine|hormone)\b", text, re.I):
+        return []
+    found: list[tuple[int, c.Constraint]] = []
+    taken_n = taken_m = False
+    for match in _TNM.finditer(text):
+        t_low, t_high = _t_bounds(match.group("t"))
+        if t_low and rank("T", t_low) is not None:
+            high = t_high if _OR_HIGHER.match(text[match.end() :]) is None else None
+            found.append((match.start(), stage_range("T", t_low, high)))
+        if match.group("n"):
+            n_constraint = _n_constraint(match.group("n"))
+            if n_constraint:
+                found.append((match.start(), n_constraint))
+                taken_n = True
+        if match.group("m"):
+            m_value = match.group("m").upper()
+            if m_value != "MX":
+                found.append((match.start(), c.Stage(category="M", any_of=(m_value,))))
+                taken_m = True
+    if not taken_n:
+        n_match = _N_ALONE.search(text)
+        if n_match:
+            constraint = _n_constraint(n_match.group(0))
+            if constraint:
+                found.append((n_match.start(), constraint))
+    if not taken_m:
+        m_match = _M_ALONE.search(text)
+        if m_match:
+            found.append(
+                (m_match.start(), c.Stage(category="M", any_of=(f"M{m_match.group('m')}",)))
+            )
+    bound = re.search(r"(?<![A-Za-z])[cpy]{0,2}T\s*(?P<op>>=|>)\s*(?P<a>[1-4])\b", text)
+    if bound:
+        lowest = int(bound.group("a")) + (1 if bound.group("op") == ">" else 0)
+        found.append((bound.start(), stage_range("T", f"T{min(lowest, 4)}", None)))
+    for match in _STAGE.finditer(text):
+        low = match.group("a").upper()
+        high = (match.group("b") or "").upper() or low
+        if low not in STAGE_RANKS or high not in STAGE_RANKS:
+            continue
+        open_ended = match.group("op") or _OR_HIGHER.match(text[match.end() :])
+        if match.group("op") == ">":
+            low = {"I": "II", "II": "III", "III": "IV"}.get(low, low)
+        found.append((match.start(), stage_range("stage", low, None if open_ended else high)))
+    return found
+
+
+def _n_constraint(spec: str) -> c.Stage | None:
+    lowered = spec.lower()
+    if "+" in lowered or "positive" in lowered:
+        return c.Stage(category="N", min="N1")
+    if "any" in lowered or "x" in lowered:
+        return None
+    codes = [display_code("N" + code.upper()) for code in re.findall(r"[0-3][ab]?", lowered)]
+    if not codes:
+        return None
+    return stage_range("N", codes[0], codes[-1])
+
+
+# --- Metastasis and resectability --------------------------------------------------------------
+
+
+def extract_metastasis(text: str) -> list[tuple[int, c.Constraint]]:
+    if not _mentions(text, _METASTASIS_WORDS):
+        return []
+    non = re.search(r"\bnon-?metastatic\b", text, re.I)
+    if non:
+        return [(non.start(), c.Metastasis(site="distant", present=False))]
+    found: list[tuple[int, c.Constraint]] = []
+    seen: set[str] = set()
+    for start, end, site in group_matcher("metastasis_sites").finditer(text):
+        if site in seen or _conditional(text, start):
+            continue
+        if site == "distant" and _REGIONAL_NODES.search(text, max(0, start - 25), start):
+            continue  # "lymph node metastases >= 1" are regional, not distant
+        word = text[start:end].lower()
+        if word == "metastatic" and not _METASTATIC_NOUN.match(text, end):
+            continue  # "metastatic" of something else ("metastatic sites") is not a requirement
+        present = not negated(text, start, end)
+        found.append((start, c.Metastasis(site=site, present=present)))
+        seen.add(site)
+    return found
+
+
+_REGIONAL_NODES = re.compile(r"(?<!distant\s)(?:lymph\s+node|nodal|node)s?\s*$", re.I)
+_METASTATIC_NOUN = re.compile(
+    r"\s*(?:disease|gastric|cancer|tumou?r|setting|or\s+unresectable|adenocarcinoma|carcinoma|solid)",
+    re.I,
+)
+
+
+def _conditional(text: str, position: int) -> bool:
+    """ "... <= 5 x ULN if liver metastases": a condition of another constraint."""
+    return bool(
+        re.search(
+            r"(?:\bif\b|\bfor\s+(?:patients|subjects|participants)\s+with\b|\bin\s+(?:the\s+)?"
+            r"(?:case|presence)\s+of\b|\bin\s+patients\s+with\b|\bdue\s+to\b)[^.;]{0,20}$",
+            text[max(0, position - 45) : position],
+            re.I,
+        )
+    )
+
+
+_RESECTABLE = re.compile(
+    r"\b(?P<neg>un|non-?|not\s+|in)?(?P<word>resectable|operable|operability|amenable\s+to\s+"
+    r"(?:curative\s+)?(?:resection|surgery)|(?:candidates?|eligible|eligibility|suitable)\s+for\s+(?:a\s+)?"
+    r"(?:potentially\s+)?(?:curative|radical|r0|d2)?\s*resection|curatively\s+resected|"
+    r"(?:curative|r0)\s+resection\s+(?:is\s+)?(?:possible|feasible))\b",
+    re.I,
+)
+
+
+def extract_resectability(text: str) -> list[tuple[int, c.Constraint]]:
+    if not _mentions(text, _RESECT_WORDS):
+        return []
+    match = _RESECTABLE.search(text)
+    if not match:
+        return []
+    positive = not match.group("neg")
+    if positive and negated(text, match.start(), match.end()):
+        positive = False
+    return [(match.start(), c.Resectable(value=positive))]
+
+
+# --- Diagnosis and histology ------------------------------------------------------------------
+
+_CANCER_WORD = re.compile(
+    r"\b(?:cancer|carcinoma|adenocarcinoma|adenocarcimona|tumou?rs?|neoplasms?|malignan\w*|"
+    r"gc|gejc|disease)\b",
+    re.I,
+)
+_CONFIRMED = re.compile(
+    r"\b(?:histolog\w*|cytolog\w*|patholog\w*|confirm\w*|confiemed|proven|documented|"
+    r"diagnos\w*|biopsy)\b",
+    re.I,
+)
+
+
+def extract_diagnosis(text: str, kind: str) -> list[tuple[int, c.Constraint]]:
+    """The disease itself: primary site(s) and histology named together."""
+    if not _mentions(text, _SITE_WORDS):
+        return []
+    sites = []
+    first = len(text)
+    for site, pattern in concept_patterns("sites").items():
+        match = pattern.search(text)
+        if match:
+            sites.append(site)
+            first = min(first, match.start())
+    if not sites or not _CANCER_WORD.search(text):
+        return []
+    if not _CONFIRMED.search(text):
+        return []  # "unfit for gastric cancer surgery" names the disease, it does not require it
+    found: list[tuple[int, c.Constraint]] = [(first, c.PrimarySite(any_of=tuple(sites)))]
+    histologies = _histologies(text)
+    if histologies:
+        found.append((first, c.Histology(any_of=tuple(histologies))))
+    return found
+
+
+def _histologies(text: str) -> list[str]:
+    if not _mentions(text, _HISTOLOGY_WORDS):
+        return []
+    names: list[str] = []
+    for _, _, name in group_matcher("histology").finditer(text):
+        if name not in names:
+            names.append(name)
+    return [name if name != "sarcoma" else "other" for name in names]
+
+
+def extract_histology(text: str) -> list[tuple[int, c.Constraint]]:
+    names = _histologies(text)
+    if not names:
+        return []
+    first = group_matcher("histology").search(text)
+    return [(first[0] if first else 0, c.Histology(any_of=tuple(names)))]
+
+
+# --- Labs ----------------------------------------------------------------------------------------
+
+_THRESHOLD = re.compile(
+    r"(?P<op>>=|<=|>|<|=)\s*(?P<num>\d+(?:[.,]\d+)*)\s*"
+    r"(?:(?P<uln>(?:x|times?|fold|\*)\s*(?:the\s+)?(?:institutional\s+)?(?:uln|upper[\s-]+limits?\s+"
+    r"of\s+(?:the\s+)?normal(?:\s+range)?|upper[\s-]+normal\s+limits?)|(?:uln|upper\s+limits?\s+of"
+    r"\s+normal))"
+    r"|(?P<unit>(?:x\s*)?(?:10\s*\^?\s*[369]|l?0\s*[369]|10e[369]|10\*[369])\s*/\s*[lLuµμ]\w*|"
+    r"[a-zA-Zµμ/%][\w/.^*µμ%\[\]{}-]*(?:\s*/\s*[\w.^]+)?))?",
+    re.IGNORECASE,
+)
+_ULN_ALONE = re.compile(
+    r"(?P<op>>=|<=|>|<)\s*(?:the\s+)?(?:institutional\s+)?(?:uln|upper\s+limit)", re.I
+)
+_WITHIN_NORMAL = re.compile(
+    r"\b(?:within|in)\s+(?:the\s+)?(?:normal|institutional\s+normal)\s+"
+    r"(?:limits?|range)|\bwnl\b|\bnormal\b",
+    re.I,
+)
+_CONDITION_WORDS = re.compile(
+    r"\b(?:liver|hepatic)\s+(?:metasta\w*|involvement)|\bgilbert\w*(?:'s)?", re.I
+)
+
+
+_A1C_AFTER = re.compile(r"\s*a1c|\s*\(?hba1c", re.I)
+_GLYCATED_BEFORE = re.compile(r"(?:glycosylated|glycated)\s*$", re.I)
+
+
+def _analyte_mentions(text: str) -> list[tuple[int, int, Analyte]]:
+    """Analyte names in order; "alanine aminotransferase (ALT)" counts once."""
+    mentions: list[tuple[int, int, Analyte]] = []
+    for start, end, concept in group_matcher("analytes").finditer(text):
+        analyte = Analyte(concept)
+        if _A1C_AFTER.match(text, end) or _GLYCATED_BEFORE.search(text, max(0, start - 14), start):
+            continue  # HbA1c is not haemoglobin
+        if (
+            mentions
+            and mentions[-1][2] == analyte
+            and not text[mentions[-1][1] : start].strip(" (")
+        ):
+            mentions[-1] = (mentions[-1][0], end + 1, analyte)
+            continue
+        mentions.append((start, end, analyte))
+    return mentions
+
+
+def extract_labs(text: str) -> tuple[list[tuple[int, c.Constraint]], str]:
+    """Lab thresholds; returns them and the join ("any" when alternatives).
+
+    Each threshold applies to the analytes named since the previous threshold ("AST and ALT
+    <= 2.5 x ULN"); a threshold with no new analyte is an alternative for the previous ones,
+    usually conditional ("(<= 5 x ULN if liver metastases)").
+    """
+    mentions = _analyte_mentions(text)
+    if not mentions:
+        return [], "all"
+    found: list[tuple[int, c.Constraint]] = []
+    group: list[tuple[int, Analyte]] = []
+    thresholds = list(_THRESHOLD.finditer(text))
+    conditions = _conditions(text, thresholds)
+    cursor = 0
+    for index, threshold in enumerate(thresholds):
+        named = [
+            (start, analyte)
+            for start, end, analyte in mentions
+            if cursor <= start < threshold.start()
+        ]
+        if named:
+            group = named
+        elif not group:
+            continue
+        for position, analyte in group:
+            constraint = _lab_constraint(analyte, threshold, conditions[index])
+            if constraint is not None:
+                found.append((position, constraint))
+        cursor = threshold.end()
+    join = "any" if _OR.search(text) and _alternative_analytes(found) else "all"
+    return found, join
+
+
+def _alternative_analytes(found: list[tuple[int, c.Constraint]]) -> bool:
+    analytes = {constraint.analyte for _, constraint in found if isinstance(constraint, c.Lab)}
+    return analytes in (
+        {"creatinine", "creatinine_clearance"},
+        {"creatinine", "egfr"},
+        {"creatinine_clearance", "egfr"},
+        {"creatinine", "creatinine_clearance", "egfr"},
+    )
+
+
+def _conditions(text: str, thresholds: list[re.Match[str]]) -> list[str | None]:
+    """The condition each threshold holds under ("if liver metastases", "Gilbert's"). A
+    condition written between two thresholds belongs to the second when it runs straight
+    into it ("Gilbert syndrome <= 3 x ULN"), else to the first ("<= 5 x ULN for patients
+    with liver metastases")."""
+    conditions: list[str | None] = [None] * len(thresholds)
+    for index, threshold in enumerate(thresholds):
+        stop = thresholds[index + 1].start() if index + 1 < len(thresholds) else len(text)
+        gap = text[threshold.end() : stop]
+        match = _CONDITION_WORDS.search(gap)
+        if not match:
+            continue
+        what = "gilbert" if "gilbert" in match.group(0).lower() else "liver_metastases"
+        has_next = index + 1 < len(thresholds)
+        runs_into_next = has_next and (
+            re.fullmatch(
+                r"[\s:,]*(?:syndrome|disease|metastas[ie]s|involvement)?[\s:,]*",
+                gap[match.end() :],
+                re.I,
+            )
+            or re.search(r"\b(?:except|unless|exception)", gap[: match.start()], re.I)
+        )
+        conditions[index + 1 if runs_into_next else index] = what
+    return conditions
+
+
+def _lab_constraint(
+    analyte: Analyte, threshold: re.Match[str], condition: str | None
+) -> c.Lab | None:
+    op = threshold.group("op")
+    if op == "=":
+        return None
+    counts = analyte in (Analyte.ANC, Analyte.PLATELETS, Analyte.WBC, Analyte.LYMPHOCYTES)
+    number = parse_number(threshold.group("num"), thousands_dot=counts)
+    if number is None:
+        return None
+    if threshold.group("uln"):
+        return c.Lab(analyte=analyte.value, op=op, uln=number, condition=condition)
+    unit = (threshold.group("unit") or "").replace(" ", "").lstrip("x*")
+    # "1.5 x l09/L", "100 x 109/L": a lost superscript or a letter l for the digit 1.
+    unit = re.sub(r"^[lI]0", "10", unit)
+    unit = re.sub(r"^10-?([369])/", r"10^\1/", unit)
+    value = _canonical(analyte, number, unit)
+    if value is None and analyte == Analyte.CREATININE:
+        # "creatinine >= 50 mL/min clearance": a clearance, named loosely.
+        analyte = Analyte.CREATININE_CLEARANCE
+        value = _canonical(analyte, number, unit) if unit else None
+    if value is None:
+        return None
+    return c.Lab(analyte=analyte.value, op=op, value=value, condition=condition)
+
+
+def _canonical(analyte: Analyte, number: float, unit: str) -> float | None:
+    if not unit:
+        return _implicit_unit(analyte, number)
+    try:
+        value = to_canonical(analyte, number, unit).value
+    except UnitError:
+        return None  # "7 days", "%": not this analyte's unit, so not its threshold
+    return round(_plausible(analyte, value), 4)
+
+
+def _plausible(analyte: Analyte, value: float) -> float:
+    """Thresholds written with a lost or wrong power of ten, read as meant: no haemoglobin
+    threshold is under 2.5 g/dL ("9 g/l" is 9 g/dL) and no neutrophil or white cell threshold
+    is over 100 x 10^9/L ("1500 x 10^9/L" is 1500/uL)."""
+    if analyte == Analyte.HAEMOGLOBIN and value < 2.5:
+        return value * 10
+    if analyte in (Analyte.ANC, Analyte.WBC, Analyte.LYMPHOCYTES) and value > 100:
+        return value / 1000
+    if analyte == Analyte.PLATELETS and value > 2000:
+        return value / 1000
+    return value
+
+
+def _implicit_unit(analyte: Analyte, number: float) -> float | None:
+    """A bare number only when its unit is unmistakable from its size."""
+    if analyte in (Analyte.ANC, Analyte.WBC, Analyte.LYMPHOCYTES):
+        return number / 1000 if number >= 100 else (number if number < 50 else None)
+    if analyte == Analyte.PLATELETS:
+        return number / 1000 if number >= 10_000 else (number if 10 <= number <= 1000 else None)
+    if analyte in (Analyte.CREATININE_CLEARANCE, Analyte.EGFR):
+        return number if 10 <= number <= 200 else None
+    if analyte == Analyte.HAEMOGLOBIN:
+        return number / 10 if 50 <= number <= 200 else (number if 5 <= number <= 20 else None)
+    return None
+
+
+# --- Prior therapy ------------------------------------------------------------------------------
+
+_PRIOR_CUE = re.compile(
+    r"\b(?:prior|previous(?:ly)?|received|receiving|treated\s+with|treatment\s+with|therapy\s+with|"
+    r"history\s+of|naive|naïve|untreated|exposure|exposed|pretreated|undergone|underwent|"
+    r"administration\s+of|use\s+of)\b",
+    re.I,
+)
+_THIS_CANCER = re.compile(
+    r"\b(?:for|of|against)\s+(?:this|the\s+current|current|gastric|stomach|the\s+present|the)\s+"
+    r"(?:cancer|malignancy|disease|tumou?r|adenocarcinoma|gastric\s+cancer)|"
+    r"\bgastric\s+cancer\b|\bthis\s+(?:cancer|malignancy|disease)",
+    re.I,
+)
+_DRUG_CLASSES = {
+    "anti-PD-1": "anti-PD-1",
+    "anti-PD-L1": "anti-PD-L1",
+    "anti-CTLA-4": "anti-CTLA-4",
+    "anti-PD-1/CTLA-4": "anti-PD-1",
+    "anti-PD-1/VEGF": "anti-PD-1",
+}
+
+
+def extract_prior_therapy(text: str, kind: str) -> list[tuple[int, c.Constraint]]:
+    cue = _PRIOR_CUE.search(text)
+    if not cue:
+        return []
+    classes: list[str] = []
+    first = len(text)
+    matcher = group_matcher("prior_therapy")
+    for start, end, _ in matcher.finditer(text):
+        first = min(first, start)
+        for name in matcher.concepts(text[start:end]):
+            if name not in classes:
+                classes.append(name)
+    for drug in find_drugs(text):
+        drug_class: str | None = _DRUG_CLASSES.get(drug.drug_class) or (
+            "immunotherapy"
+            if drug.category == "immunotherapy"
+            else drug.category
+            if drug.category in ("chemotherapy", "targeted")
+            else None
+        )
+        if drug_class and drug_class not in classes:
+            classes.append(drug_class)
+            position = text.lower().find(drug.name)
+            first = min(first, position) if position >= 0 else first
+    lowered_text = text.lower()
+    untreated = re.search(
+        r"\b(?:untreated|treatment[-\s]naive|therapy[-\s]naive|naive)\b", lowered_text
+    )
+    if not classes and untreated and "metasta" not in lowered_text:
+        classes = ["anticancer"]
+        first = cue.start()
+    if not classes:
+        return []
+    if "investigational" in classes and len(classes) > 1:
+        classes.remove("investigational")
+    lowered = text.lower()
+    naive = re.search(r"\b(?:naive|naïve|untreated|previously\s+untreated)\b", lowered)
+    present = not (
+        negated(text, cue.start(), cue.end()) or negated(text, first, first + 1) or naive
+    )
+    within = window_days(text)
+    return [
+        (
+            min(first, cue.start()),
+            c.PriorTherapy(
+                classes=tuple(classes),
+                present=present,
+                within_days=within,
+                this_cancer=True if _THIS_CANCER.search(text) else None,
+            ),
+        )
+    ]
+
+
+# --- Biomarkers -----------------------------------------------------------------------------------
+
+_HER2 = re.compile(r"\bher[-\s]?2(?:/neu)?\b(?P<tail>[^.;]{0,60})", re.I)
+_MSI = re.compile(
+    r"\b(?P<value>msi[-\s]?h(?:igh)?|microsatellite\s+instability[-\s]?(?:high|h)|"
+    r"high\s+microsatellite\s+instability|mss|microsatellite[-\s]stable|msi[-\s]?l)\b",
+    re.I,
+)
+_MMR = re.compile(
+    r"\b(?P<value>dmmr|pmmr|mismatch\s+repair[-\s](?:deficien\w*|proficien\w*)|"
+    r"deficient\s+mismatch\s+repair|proficient\s+mismatch\s+repair)\b",
+    re.I,
+)
+_CPS = re.compile(
+    r"\b(?:cps|combined\s+positive\s+score)\b[^.;\d]{0,20}?(?P<op>>=|>|<|<=)\s*"
+    r"(?P<value>\d+(?:\.\d+)?)",
+    re.I,
+)
+_CLAUDIN = re.compile(r"\b(?:claudin[-\s]?18(?:\.2)?|cldn18(?:\.2)?)\b(?P<tail>[^.;]{0,40})", re.I)
+_EBV = re.compile(r"\b(?:ebv|epstein[-\s]barr)\b(?P<tail>[^.;]{0,30})", re.I)
+
+
+def extract_biomarkers(text: str) -> list[tuple[int, c.Constraint]]:
+    if not _mentions(text, _BIOMARKER_WORDS):
+        return []
+    found: list[tuple[int, c.Constraint]] = []
+    before = re.search(
+        r"\b(?P<value>positiv\w*|negativ\w*)\s+(?:for\s+)?(?:human\s+epidermal\s+growth\s+factor\s+"
+        r"receptor\s+2|her[-\s]?2)",
+        text,
+        re.I,
+    )
+    her2 = None if before else _HER2.search(text)
+    if before:
+        value = "positive" if before.group("value").lower().startswith("positiv") else "negative"
+        found.append((before.start(), c.Biomarker(marker="her2_status", any_of=(value,))))
+    if her2:
+        tail = her2.group("tail").lower()[:25]
+        if (
+            re.match(r"\s*[-\s]?(?:negative|neg\b|-\s|non[-\s]?amplified)", tail)
+            or "negative" in tail[:15]
+        ):
+            found.append((her2.start(), c.Biomarker(marker="her2_status", any_of=("negative",))))
+        elif (
+            re.match(
+                r"\s*[-\s]?(?:positive|pos\b|\+|overexpress|amplifi|\(?ihc\)?\s*3\+|3\+)", tail
+            )
+            or "positive" in tail[:15]
+        ):
+            found.append((her2.start(), c.Biomarker(marker="her2_status", any_of=("positive",))))
+    msi = _MSI.search(text) or re.search(
+        r"\b(?:known|with)\s+(?P<value>microsatellite\s+instability)\b(?![-\s]*(?:low|l\b))",
+        text,
+        re.I,
+    )
+    if msi:
+        value = msi.group("value").lower()
+        name = (
+            "MSS"
+            if ("mss" in value or "stable" in value)
+            else "MSI-L"
+            if value.endswith("l")
+            else "MSI-H"
+        )
+        found.append((msi.start(), c.Biomarker(marker="msi", any_of=(name,))))
+    mmr = _MMR.search(text)
+    if mmr:
+        value = mmr.group("value").lower()
+        name = "dMMR" if ("dmmr" in value or "deficien" in value) else "pMMR"
+        found.append((mmr.start(), c.Biomarker(marker="mmr", any_of=(name,))))
+    cps = _CPS.search(text)
+    if cps:
+        found.append(
+            (
+                cps.start(),
+                c.Biomarker(marker="pdl1_cps", op=cps.group("op"), value=float(cps.group("value"))),
+            )
+        )
+    for pattern, marker in ((_CLAUDIN, "cldn18"), (_EBV, "ebv")):
+        match = pattern.search(text)
+        if match:
+            tail = match.group("tail").lower()
+            if "negative" in tail:
+                found.append((match.start(), c.Biomarker(marker=marker, any_of=("negative",))))
+            elif "positive" in tail or "+" in tail[:5]:
+                found.append((match.start(), c.Biomarker(marker=marker, any_of=("positive",))))
+    return found
+
+
+# --- Comorbidities, medications, pregnancy, surgery ----------------------------------------------
+
+_EXCEPTION = re.compile(
+    r"\b(?:except(?:ion)?s?(?:\s+(?:for|of))?|excluding|other\s+than|with\s+the\s+exception\s+of|"
+    r"but\s+not|unless|apart\s+from|not\s+including|allowed|permitted|eligible)\b",
+    re.I,
+)
+_YEARS = re.compile(
+    r"\b(?:within|in|during)\s+(?:the\s+)?(?:(?:past|last|previous|prior|preceding|recent)\s+)?"
+    r"(?P<n>\d+(?:\.\d+)?|one|two|three|four|five|ten)\s*(?:years?|yrs?)\b|"
+    r"\b(?P<n2>\d+|one|two|three|four|five)\s*years?\s+(?:before|prior)",
+    re.I,
+)
+_OTHER_MALIGNANCY_EXCEPTIONS = (
+    "basal cell",
+    "squamous cell skin",
+    "skin",
+    "carcinoma in situ",
+    "in situ",
+    "cervical",
+    "superficial bladder",
+    "prostate",
+    "thyroid",
+    "cured",
+    "curatively treated",
+    "non-melanoma",
+    "ductal carcinoma in situ",
+)
+
+
+def extract_comorbidities(text: str) -> tuple[list[tuple[int, c.Constraint]], str]:
+    if not _mentions(text, _COMORBIDITY_WORDS):
+        return [], "all"
+    found: list[tuple[int, c.Constraint]] = []
+    exception = _EXCEPTION.search(text)
+    cut = exception.start() if exception else len(text)
+    years = _YEARS.search(text)
+    within = None
+    if years:
+        number = years.group("n") or years.group("n2")
+        within = (
+            float(number) if number[0].isdigit() else float(_WORD_NUMBER.get(number.lower(), 0))
+        )
+    seen: set[str] = set()
+    matcher = group_matcher("comorbidities")
+    for start, end, _ in matcher.finditer(text[:cut]):
+        word = text[start:end]
+        kinds = list(matcher.concepts(word))
+        if _BOTH_HEPATITIS.search(word):
+            kinds = ["hbv", "hcv"]
+        for kind in kinds:
+            if kind in seen or (
+                kind == "other_malignancy" and not _malignancy_context(text, start)
+            ):
+                continue
+            seen.add(kind)
+            exceptions = _exceptions(text[cut:], kind) if exception else ()
+            active = True if _ACTIVE.search(text, max(0, start - 30), start) else None
+            found.append(
+                (
+                    start,
+                    c.Comorbidity(
+                        kind=kind,
+                        present=not negated(text, start, end),
+                        within_years=within,
+                        exceptions=exceptions,
+                        active=active,
+                    ),
+                )
+            )
+    found_kinds = {k.kind for _, k in found if isinstance(k, c.Comorbidity)}
+    return found, "any" if len(found_kinds) > 1 else "all"
+
+
+_BOTH_HEPATITIS = re.compile(r"\bb\s*(?:or|and|/)\s*c\b|hbv\s*(?:or|/)\s*hcv", re.I)
+_ACTIVE = re.compile(r"\bactive\b", re.I)
+_OTHER_BEFORE = re.compile(
+    r"\b(?:other|another|second|prior|previous|history|additional|concurrent|active)\b", re.I
+)
+
+
+def _malignancy_context(text: str, start: int) -> bool:
+    """A bare "malignancy" is another cancer only when the text says so ("other ...")."""
+    word = text[start : start + 16].lower()
+    if word.startswith(("malignan", "malignant")):
+        return bool(_OTHER_BEFORE.search(text, max(0, start - 40), start))
+    return True
+
+
+def _exceptions(tail: str, kind: str) -> tuple[str, ...]:
+    lowered = tail.lower()
+    if kind == "other_malignancy":
+        return tuple(word for word in _OTHER_MALIGNANCY_EXCEPTIONS if word in lowered)[:4]
+    if kind == "autoimmune":
+        return tuple(
+            dict.fromkeys(
+                m.group(0).lower() for m in list_pattern("autoimmune_exceptions").finditer(tail)
+            )
+        )
+    return ()
+
+
+_STEROID_DOSE = re.compile(
+    r"(?P<op>>|>=)\s*(?P<mg>\d+(?:\.\d+)?)\s*mg(?:\s*/\s*(?:d|day)|\s+(?:per|a|each)\s+day|/d\b|\s*daily|)",
+    re.I,
+)
+
+
+def extract_medications(text: str) -> list[tuple[int, c.Constraint]]:
+    if not _mentions(text, _MEDICATION_WORDS):
+        return []
+    found: list[tuple[int, c.Constraint]] = []
+    for category, pattern in concept_patterns("medications").items():
+        match = pattern.search(text)
+        if not match:
+            continue
+        if category == "systemic_steroid" and any(
+            isinstance(k, c.Medication) and k.category == "live_vaccine" for _, k in found
+        ):
+            continue
+        dose = _STEROID_DOSE.search(text) if category == "systemic_steroid" else None
+        found.append(
+            (
+                match.start(),
+                c.Medication(
+                    category=category,
+                    present=not negated(text, match.start(), match.end()),
+                    over_mg_per_day=float(dose.group("mg")) if dose else None,
+                    within_days=window_days(text),
+                ),
+            )
+        )
+    return found
+
+
+_PREGNANT = re.compile(r"\b(?:pregnan\w*|breast[-\s]?feed\w*|lactat\w*|nursing)\b", re.I)
+_CONTRACEPTION = re.compile(
+    r"\b(?:contracept\w*|childbearing|child-bearing|birth\s+control|"
+    r"pregnancy\s+test|abstinen\w*|sterili[sz]\w*|barrier)\b",
+    re.I,
+)
+
+
+def extract_pregnancy(text: str) -> list[tuple[int, c.Constraint]]:
+    if not _mentions(text, _PREGNANCY_WORDS):
+        return []
+    test = re.search(
+        r"\bnegative\s+(?:serum\s+|urine\s+)?(?:or\s+urine\s+)?(?:\w+\s+)?pregnancy\s+test",
+        text,
+        re.I,
+    )
+    if test:
+        return [(test.start(), c.Pregnancy(present=False))]
+    match = _PREGNANT.search(text)
+    if not match or _CONTRACEPTION.search(text):
+        return []
+    return [(match.start(), c.Pregnancy(present=not negated(text, match.start(), match.end())))]
+
+
+_SURGERY_PLANNED = re.compile(
+    r"\b(?:undergo(?:ing)?|scheduled\s+(?:for|to\s+undergo)|planned?\s+(?:for|to\s+undergo)?|"
+    r"plan\s+to\s+(?:receive|undergo)|candidates?\s+for|eligible\s+for|suitable\s+for|"
+    r"fit\s+for|intend\w*\s+to\s+(?:receive|undergo)|will\s+(?:receive|undergo)|"
+    r"considered\s+for|proceed\s+to|plans?|(?:can|could|will)\s+be\s+treated\s+with)\s+"
+    r"(?:a\s+)?(?:potentially\s+)?(?:radical|curative|d2|"
+    r"r0|laparoscopic|open|total|subtotal|distal|proximal|elective|surgical|or|\s)*"
+    r"(?:surgery|gastrectomy|operation|esophagectomy|resection)",
+    re.I,
+)
+_SURGERY_DONE = re.compile(
+    r"\b(?:underwent|undergone|had|received|after|following|post|previous|prior)\s+(?:a\s+)?"
+    r"(?:radical|curative|standard|d2|r0|/|total|subtotal|distal|proximal|laparoscopic|open|"
+    r"partial|or|complete|gastric|tumou?r|esophagogastric|\s)*(?:gastrectomy|resection|surgery|"
+    r"esophagectomy)",
+    re.I,
+)
+
+
+def extract_surgery(text: str) -> list[tuple[int, c.Constraint]]:
+    if not _mentions(text, _SURGERY_WORDS):
+        return []
+    done = _SURGERY_DONE.search(text)
+    if done:
+        return [
+            (
+                done.start(),
+                c.Surgery(status="done", present=not negated(text, done.start(), done.end())),
+            )
+        ]
+    planned = _SURGERY_PLANNED.search(text)
+    if planned:
+        return [
+            (
+                planned.start(),
+                c.Surgery(
+                    status="planned", present=not negated(text, planned.start(), planned.end())
+                ),
+            )
+        ]
+    return []
+
+
+# --- The category of a criterion ------------------------------------------------------------------
+
+_CATEGORY_ORDER = (
+    "consent",
+    "pregnancy",
+    "performance_status",
+    "age",
+    "sex",
+    "biomarker",
+    "resectability",
+    "surgery",
+    "metastasis",
+    "stage",
+    "histology",
+    "medication",
+    "prior_therapy",
+    "lab",
+    "comorbidity",
+    "diagnosis",
+    "other",
+)
+
+
+def list_pattern_category(category: str) -> re.Pattern[str]:
+    return _category_patterns()[category]
+
+
+_category_cache: dict[str, re.Pattern[str]] = {}
+
+
+def _category_patterns() -> dict[str, re.Pattern[str]]:
+    if not _category_cache:
+        from trials.eligibility.lexicon import words_pattern
+
+        for name, words in lexicon()["categories"].items():
+            _category_cache[name] = re.compile(words_pattern(words), re.I)
+    return _category_cache
+
+
+_PRIORITY = ("consent", "pregnancy", "performance_status")
+
+
+def keyword_category(text: str) -> str:
+    """The category named by words alone, for criteria with no constraint read: a few
+    categories win wherever they appear, otherwise the earliest word decides."""
+    priority = group_matcher("categories", _PRIORITY).search(text)
+    if priority:
+        return priority[2]
+    rest = tuple(name for name in _CATEGORY_ORDER if name not in _PRIORITY)
+    match = group_matcher("categories", rest).search(text)
+    return match[2] if match else "other"
+
+
+CONSTRAINT_CATEGORY = {
+    "age": "age",
+    "sex": "sex",
+    "ecog": "performance_status",
+    "karnofsky": "performance_status",
+    "stage": "stage",
+    "primary_site": "diagnosis",
+    "histology": "histology",
+    "metastasis": "metastasis",
+    "resectable": "resectability",
+    "lab": "lab",
+    "prior_therapy": "prior_therapy",
+    "biomarker": "biomarker",
+    "comorbidity": "comorbidity",
+    "medication": "medication",
+    "pregnancy": "pregnancy",
+    "surgery": "surgery",
+}
+
+
+def extract(text: str, context: Context) -> Extraction:
+    """The category and constraints of one criterion (``text`` already normalised)."""
+    # Only a consent phrase near the start makes the criterion about consent.
+    consent_words = _category_patterns()["consent"].search(text[:120])
+    if consent_words and consent_words.start() < 40:
+        return Extraction(category="consent")
+    labs, lab_join = extract_labs(text)
+    if labs:
+        return _result(labs, lab_join)
+    comorbidities, comorbidity_join = extract_comorbidities(text)
+    medications = extract_medications(text)
+    prior = extract_prior_therapy(text, context.kind)
+    surgery = extract_surgery(text)
+    resectable = extract_resectability(text)
+    found = extract_age(text) + extract_sex(text, context.kind) + extract_performance(text)
+    found += extract_biomarkers(text) + extract_pregnancy(text)
+    join = "all"
+    if comorbidities and (not medications or comorbidities[0][0] < medications[0][0]):
+        # "pneumonitis that required steroids": the disease is the subject, not the drug.
+        found += comorbidities
+        join = comorbidity_join
+    elif medications:
+        found += medications
+    elif prior:
+        only_surgery = all(cls == "surgery" for cls in prior[0][1].classes)  # type: ignore[attr-defined]
+        found += surgery if (only_surgery and surgery) else prior
+    if surgery and not prior and not (resectable and resectable[0][1].value):  # type: ignore[attr-defined]
+        found += surgery
+    if not (comorbidities or medications):
+        found += resectable
+        diagnosis = extract_diagnosis(text, context.kind)
+        found += diagnosis if diagnosis else extract_histology(text)
+        found += extract_stage(text)
+        metastases = extract_metastasis(text)
+        found += metastases
+        alternatives = len(metastases) > 1 or (metastases and resectable)
+        if alternatives and _OR.search(text):
+            join = "any"
+    if not found:
+        return Extraction(category=keyword_category(text) if text else "other")
+    return _result(found, join)
+
+
+def _result(found: list[tuple[int, c.Constraint]], join: str) -> Extraction:
+    found.sort(key=lambda item: item[0])
+    unique: list[c.Constraint] = []
+    for _, constraint in found:
+        if constraint not in unique:
+            unique.append(constraint)
+    category = CONSTRAINT_CATEGORY[found[0][1].type]
+    types = {constraint.type for constraint in unique}
+    if "primary_site" in types and category in (
+        "histology",
+        "prior_therapy",
+        "resectability",
+        "metastasis",
+        "sex",
+        "age",
+    ):
+        category = "diagnosis"  # "confirmed untreated gastric cancer": the disease is the subject
+    return Extraction(
+        category=category, constraints=unique, join=join, found_at=[p for p, _ in found]
+    )
