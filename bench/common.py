@@ -19,9 +19,10 @@ DEFAULT_POSTGRES = os.environ.get(
 class PostgresDatabase:
     """A throwaway database on the given server, dropped afterwards."""
 
-    def __init__(self, server_url: str) -> None:
+    def __init__(self, server_url: str, keep: str | None = None) -> None:
         self.server_url = server_url
-        self.name = f"bench_{uuid.uuid4().hex[:10]}"
+        self.name = keep or f"bench_{uuid.uuid4().hex[:10]}"
+        self.keep = keep is not None  # a named database is left in place afterwards
 
     def __enter__(self) -> str:
         import psycopg
@@ -33,6 +34,8 @@ class PostgresDatabase:
     def __exit__(self, *exc: object) -> None:
         import psycopg
 
+        if self.keep:
+            return
         with psycopg.connect(self.server_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 

@@ -16,6 +16,7 @@ from patients import models
 from patients.audit import record_access
 from patients.exports import derived_facts
 from patients.facts import patient_facts, with_facts
+from patients.tasks import queue_patient_matching
 from trials.eligibility import facts as engine
 
 
@@ -195,7 +196,12 @@ class PatientAdmin(admin.ModelAdmin):
         if not change:
             obj.source = models.Source.ADMIN
         obj.updated_at = timezone.now()
+        located = {"postal_code", "city", "country"}
+        if not change or {*models.MATCHED_FIELDS, *located} & set(form.changed_data):
+            obj.facts_changed_at = obj.updated_at
         super().save_model(request, obj, form, change)
+        if obj.facts_changed_at == obj.updated_at:
+            queue_patient_matching([obj.pk])
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         instances = formset.save(commit=False)
@@ -212,6 +218,7 @@ class PatientAdmin(admin.ModelAdmin):
             models.Patient.objects.filter(pk=form.instance.pk).update(
                 facts_changed_at=timezone.now()
             )
+            queue_patient_matching([form.instance.pk])
 
     def change_view(
         self,

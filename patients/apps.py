@@ -17,3 +17,8 @@ class PatientsConfig(AppConfig):
         )
         for model in models.FACT_MODELS:
             auditlog.register(model, exclude_fields=["recorded_at"])
+
+        from patients.matching import match_changed_trials
+        from trials.signals import trials_changed
+
+        trials_changed.connect(match_changed_trials, dispatch_uid="patients.match_changed_trials")

@@ -112,6 +112,16 @@ class Patient(models.Model):
         return " ".join(part for part in (self.given_name, self.family_name) if part)
 
 
+# The patient's own fields the matcher reads: a change to any is a change of facts.
+MATCHED_FIELDS = (
+    "sex",
+    "birth_date",
+    "latitude",
+    "longitude",
+    "prior_anticancer_therapy",
+)
+
+
 class Fact(models.Model):
     """What every clinical fact carries: its date and where it came from."""
 
@@ -505,3 +515,70 @@ FACT_MODELS: tuple[type[Fact], ...] = (
     ReproductiveStatus,
     Surgery,
 )
+
+
+class MatchQuerySet(models.QuerySet["Match"]):
+    def current(self) -> MatchQuerySet:
+        """Matches evaluated on the patient's and the trial's present inputs, by this engine."""
+        from patients.matching import MATCHER_VERSION
+
+        return self.filter(
+            engine_version=MATCHER_VERSION,
+            patient_facts_at=models.F("patient__facts_changed_at"),
+            trial_inputs_at=models.F("trial__matching_inputs_at"),
+        )
+
+    def stale(self) -> MatchQuerySet:
+        return self.exclude(pk__in=self.current().values("pk"))
+
+
+class Match(models.Model):
+    """One patient against one trial: the verdict, the flag and every criterion's outcome.
+
+    Derived data, recomputed whenever its inputs change; a match whose patient facts, trial
+    inputs or engine changed since it was evaluated is not current (``Match.objects.current``)
+    and is never presented as if it were.
+    """
+
+    class Verdict(models.TextChoices):
+        ELIGIBLE = "eligible", "Eligible"
+        POSSIBLE = "possible", "Possibly eligible"
+        INELIGIBLE = "ineligible", "Ineligible"
+
+    # Indexes are the composite ones in Meta only: every re-match rewrites these rows, and
+    # each extra index (the foreign keys' own, verdict, flagged) is paid on every write.
+    patient = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, related_name="matches", db_index=False
+    )
+    trial = models.ForeignKey(
+        "trials.Trial", on_delete=models.CASCADE, related_name="matches", db_index=False
+    )
+    verdict = models.CharField(max_length=12, choices=Verdict.choices)
+    score = models.FloatField(help_text="Share of criteria satisfied, 0-100")
+    flagged = models.BooleanField(default=False)
+    flag_reason = models.TextField(blank=True)
+    distance_km = models.FloatField(null=True, blank=True)
+    # [[position, outcome, reason, [missing facts]], ...] for the criteria the engine read;
+    # a criterion not listed was not read (unknown, needs review).
+    outcomes = models.JSONField(default=list)
+    unknown_facts = models.JSONField(default=list, help_text="Facts that would decide it")
+    engine_version = models.CharField(max_length=40)
+    patient_facts_at = models.DateTimeField()
+    trial_inputs_at = models.DateTimeField()
+    evaluated_at = models.DateTimeField(default=timezone.now)
+    evaluated_on = models.DateField(help_text="The date ages and windows were computed for")
+
+    objects = MatchQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "matches"
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "trial"], name="one_match_per_pair")
+        ]
+        indexes = [
+            models.Index(fields=["patient", "flagged", "verdict"], name="match_patient_queue"),
+            models.Index(fields=["trial", "verdict"], name="match_trial_verdict"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} x {self.trial_id}: {self.verdict}"

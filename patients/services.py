@@ -97,7 +97,10 @@ def patient_upsert(
         patient.save()
         result = UpsertResult(patient, "created" if created else "updated", problems)
         _sync_facts(patient, profile.facts, source, actor, result, changes)
-        if result.facts_created or result.facts_updated or result.facts_deleted or created:
+        moved = before is not None and any(
+            getattr(before, name) != getattr(patient, name) for name in models.MATCHED_FIELDS
+        )
+        if result.facts_created or result.facts_updated or result.facts_deleted or created or moved:
             patient.facts_changed_at = timezone.now()
         patient.updated_at = timezone.now()
         patient.bundle_hash = profile.content_hash
@@ -266,6 +269,7 @@ class ImportReport:
     stale: int = 0
     rejected: int = 0
     problems: list[Problem] = field(default_factory=list)
+    changed_patient_ids: list[int] = field(default_factory=list)  # created or updated
 
     def summary(self) -> str:
         return (
@@ -335,6 +339,8 @@ def import_patient_document_file(
         return None
     setattr(report, result.status, getattr(report, result.status) + 1)
     report.problems.extend(result.problems)
+    if result.status in ("created", "updated") and result.patient is not None:
+        report.changed_patient_ids.append(result.patient.pk)
     return result
 
 

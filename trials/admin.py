@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from trials.criteria import criterion_correct, trial_set_classification
 from trials.eligibility.constraints import ConstraintError, constraint_from_dict
 from trials.models import Criterion, SyncRun, Trial, TrialSite, TrialVersion
-from trials.tasks import sync_trials_task
+from trials.tasks import queue_trial_matching, sync_trials_task
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -225,6 +225,10 @@ class TrialAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        queue_trial_matching([form.instance.pk])  # corrections change what the matcher reads
 
     def save_model(self, request: HttpRequest, obj: Trial, form: Any, change: bool) -> None:
         if {"classification_override", "classification_note"} & set(form.changed_data):

@@ -127,8 +127,10 @@ def trial_refresh_criteria(trial: Trial) -> None:
         trial.criteria_text_hash = text_hash
         trial.criteria_parsed_at = now
         trial.needs_evaluation = True
+        trial.matching_inputs_at = now
         trial.save(
             update_fields=[
+                "matching_inputs_at",
                 "classified_gastric",
                 "classified_immunotherapy",
                 "classified_preoperative",
@@ -260,7 +262,9 @@ def criterion_correct(
     criterion.needs_review = False
     with transaction.atomic():
         criterion.save()
-        Trial.objects.filter(pk=criterion.trial_id).update(needs_evaluation=True)
+        Trial.objects.filter(pk=criterion.trial_id).update(
+            needs_evaluation=True, matching_inputs_at=timezone.now()
+        )
     return criterion
 
 
@@ -279,8 +283,10 @@ def trial_set_classification(
     )
     trial.gastric_preop_immunotherapy = override if override is not None else computed
     trial.needs_evaluation = True
+    trial.matching_inputs_at = timezone.now()
     trial.save(
         update_fields=[
+            "matching_inputs_at",
             "classification_override",
             "classification_note",
             "classification_by",

@@ -74,6 +74,12 @@ class Trial(models.Model):
         db_index=True,
         help_text="Eligibility or status changed: criteria and matches must be recomputed.",
     )
+    matching_inputs_at = models.DateTimeField(
+        default=timezone.now,
+        editable=False,
+        help_text="Last change of anything the matcher reads (criteria, corrections, status, "
+        "sites, classification): matches evaluated before it are not current.",
+    )
     # What the criteria engine read (see trials.criteria): re-read when the record changes or
     # the engine's version does.
     criteria_engine_version = models.CharField(max_length=40, blank=True, db_index=True)
@@ -246,6 +252,9 @@ class TrialSite(models.Model):
     country = models.CharField(max_length=100, blank=True)
     latitude = models.FloatField(null=True, blank=True)
     longitude = models.FloatField(null=True, blank=True)
+    # Where the coordinates come from when the registry gave none: "postal_code" or "city"
+    # (looked up offline, see services.locate_sites), "none" when not found, "" not tried.
+    located_from = models.CharField(max_length=20, blank=True, db_default="", default="")
 
     class Meta:
         ordering = ["trial", "id"]

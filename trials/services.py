@@ -77,6 +77,7 @@ UPDATED_FIELDS = (
     "removed_from_registry",
     "removed_at",
     "needs_evaluation",
+    "matching_inputs_at",
     "criteria_engine_version",
     "updated_at",
 )
@@ -199,6 +200,7 @@ def trials_upsert(
             changes = _changes(trial, record)
             _assign(trial, record, serialized, source)
             trial.updated_at = now
+            trial.matching_inputs_at = now  # status, sites, ages ... may all have changed
             trial.criteria_engine_version = ""  # read the changed record again
             if trial.removed_from_registry:
                 trial.removed_from_registry = False
@@ -583,6 +585,7 @@ def _mark_removed(run: SyncRun) -> int:
                 removed_from_registry=True,
                 removed_at=timezone.now(),
                 needs_evaluation=True,
+                matching_inputs_at=timezone.now(),
                 updated_at=timezone.now(),
             )
         )
@@ -687,3 +690,27 @@ def bundled_snapshot_paths() -> list[Path]:
     """The real records shipped with the project, imported when the registry is out of reach."""
     base = Path(__file__).resolve().parent / "data" / "ctgov"
     return [base / "v2", base / "v2-partial"]
+
+
+def locate_sites(batch_size: int = 2000) -> int:
+    """Coordinates for the sites the registry gave none, from their postal code (US) or city,
+    offline (``trials.eligibility.geo``); a country alone is too coarse for a distance and is
+    not used. Returns how many sites were located. Each site is tried once per record version
+    (a changed record's sites are inserted again)."""
+    from trials.eligibility.geo import CITY, POSTAL_CODE, locate
+
+    located = 0
+    pending = TrialSite.objects.filter(latitude__isnull=True, located_from="")
+    while True:
+        sites = list(pending.order_by("pk")[:batch_size])
+        if not sites:
+            return located
+        for site in sites:
+            place = locate(country=site.country, postal_code=site.zip, city=site.city)
+            if place is not None and place.precision in (POSTAL_CODE, CITY):
+                site.latitude, site.longitude = place.latitude, place.longitude
+                site.located_from = place.precision
+                located += 1
+            else:
+                site.located_from = "none"
+        TrialSite.objects.bulk_update(sites, ["latitude", "longitude", "located_from"])

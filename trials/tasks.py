@@ -6,7 +6,8 @@ import datetime
 import logging
 from typing import Any
 
-from celery import shared_task
+from celery import current_app, shared_task
+from django.db import transaction
 
 from trials import services
 from trials.criteria import refresh_stale_criteria
@@ -28,7 +29,12 @@ def sync_trials_task(full: bool = False, since: str | None = None) -> dict[str, 
     except services.SyncAlreadyRunning as exc:
         logger.info("Sync not started: %s", exc)
         return {"status": "skipped", "reason": str(exc)}
-    read = refresh_stale_criteria() if run.status == run.Status.SUCCEEDED else 0
+    read = 0
+    if run.status == run.Status.SUCCEEDED:
+        services.locate_sites()
+        read = refresh_stale_criteria()
+        # Every patient against every open trial again: statuses, criteria and ages moved.
+        current_app.send_task("patients.tasks.match_all_task")
     return {"run": run.pk, "status": run.status, "summary": run.summary(), "criteria_read": read}
 
 
@@ -36,3 +42,11 @@ def sync_trials_task(full: bool = False, since: str | None = None) -> dict[str, 
 def refresh_criteria_task() -> int:
     """Read the eligibility of every trial whose stored reading is stale."""
     return refresh_stale_criteria()
+
+
+def queue_trial_matching(trial_ids: list[int]) -> None:
+    """Recompute these trials' matches once the current transaction commits."""
+    ids = list(trial_ids)
+    transaction.on_commit(
+        lambda: current_app.send_task("patients.tasks.match_trials_task", args=[ids])
+    )

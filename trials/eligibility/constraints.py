@@ -253,6 +253,19 @@ TYPES: dict[str, type[Constraint]] = {
 RENAMED = {"if": "condition", "except": "exceptions"}
 
 
+def _cached_hash(self: Constraint) -> int:
+    """The dataclass hash, computed once: the matcher looks constraints up by the million."""
+    known: int | None = self.__dict__.get("_hash")
+    if known is None:
+        known = hash((type(self), *(getattr(self, f.name) for f in fields(self))))
+        object.__setattr__(self, "_hash", known)
+    return known
+
+
+for _cls in TYPES.values():
+    _cls.__hash__ = _cached_hash  # type: ignore[method-assign,assignment]
+
+
 def constraint_from_dict(data: Any) -> Constraint:
     """The constraint a dict describes; ConstraintError when it is not in the vocabulary."""
     if not isinstance(data, dict) or data.get("type") not in TYPES:

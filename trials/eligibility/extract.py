@@ -229,7 +229,9 @@ _NEGATION_AFTER = re.compile(
     r"is\s+not|are\s+not|excluded|prohibited|ruled\s+out|:\s*none\b|:\s*no\b)",
     re.IGNORECASE,
 )
-_CLAUSE_BREAK = re.compile(r"[.;:]|\b(?:but|except|however|unless|other\s+than)\b", re.IGNORECASE)
+_CLAUSE_BREAK = re.compile(
+    r"[.;:]|\b(?:but|except|however|unless|other\s+than|who|which|whose)\b", re.IGNORECASE
+)
 _UNITS_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
 _WINDOW = re.compile(
     r"(?:within|in|during|over|<=?|for)\s+(?:the\s+)?(?:(?:past|last|previous|prior|recent|"

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from patients.matching import match_all
 from patients.services import import_patient_files
 from trials import services
 from trials.criteria import refresh_stale_criteria
@@ -45,9 +46,11 @@ class Command(BaseCommand):
             stdout=self.stdout,
         )
         self._load_trials(offline=options["offline"])
+        services.locate_sites()
         read = refresh_stale_criteria()
         self.stdout.write(f"Eligibility criteria read for {read} trial(s).")
         self._load_patients()
+        self.stdout.write(f"Matches: {match_all().summary()}.")
         password = password_file.read_text().strip() if password_file.exists() else "(set by you)"
         base = options["url"].rstrip("/")
         self.stdout.write(

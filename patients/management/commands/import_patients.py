@@ -25,6 +25,14 @@ class Command(BaseCommand):
             "--site", help="Code of the hospital site the patients belong to (default: 'default')."
         )
         parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument(
+            "--queue",
+            action="store_true",
+            help="Hand the import to the Celery workers (the files must be readable there).",
+        )
+        parser.add_argument(
+            "--no-match", action="store_true", help="Do not evaluate the imported patients."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         site = None
@@ -33,6 +41,13 @@ class Command(BaseCommand):
             if site is None:
                 known = ", ".join(Site.objects.values_list("code", flat=True)) or "none yet"
                 raise CommandError(f"Unknown site {options['site']!r} (known: {known}).")
+        if options["queue"]:
+            from patients.tasks import import_patients_task
+
+            paths = [str(path.resolve()) for path in options["paths"]]
+            result = import_patients_task.delay(paths, site.code if site else None)
+            self.stdout.write(f"Import queued as task {result.id}.")
+            return
         bar = None
         if not options["no_progress"] and sys.stderr.isatty():
             bar = tqdm(unit=" files", file=sys.stderr, dynamic_ncols=True)
@@ -52,6 +67,11 @@ class Command(BaseCommand):
         if len(report.problems) > 50:
             self.stderr.write(f"  ... and {len(report.problems) - 50} more")
         summary = report.summary().capitalize()
+        if report.changed_patient_ids and not options["no_match"]:
+            from patients.matching import match_patients
+
+            run = match_patients(report.changed_patient_ids)
+            self.stdout.write(f"Matches computed: {run.summary()}.")
         if report.rejected:
             raise CommandError(f"{summary}. Rejected files are listed above.")
         self.stdout.write(self.style.SUCCESS(summary))

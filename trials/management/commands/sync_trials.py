@@ -15,6 +15,7 @@ from tqdm import tqdm
 from trials import services
 from trials.criteria import refresh_stale_criteria
 from trials.models import SyncRun
+from trials.signals import trials_changed
 from trials.tasks import sync_trials_task
 
 
@@ -94,15 +95,36 @@ class Command(BaseCommand):
         if len(run.errors) > 20:
             self.stderr.write(f"  ... {run.failed - 20} more in sync run #{run.pk}")
         if run.status != SyncRun.Status.FAILED:
+            services.locate_sites()
             read = refresh_stale_criteria()
             if read:
                 self.stdout.write(f"Eligibility criteria read for {read} trial(s).")
+            self._match_changed_trials(options["no_progress"])
         summary = run.summary().capitalize()
         if run.status == SyncRun.Status.FAILED:
             raise CommandError(f"{summary}. {run.message}")
         if run.failed:
             raise CommandError(f"{summary}. Some records could not be imported (listed above).")
         self.stdout.write(self.style.SUCCESS(summary))
+
+    def _match_changed_trials(self, no_progress: bool) -> None:
+        """Follow-up work of other apps (matching patients), here in this process."""
+        bar = None
+        if not no_progress and sys.stderr.isatty():
+            bar = tqdm(unit=" patients", file=sys.stderr, dynamic_ncols=True)
+
+        def progress(count: int) -> None:
+            if bar is not None:
+                bar.update(count)
+
+        try:
+            responses = trials_changed.send(sender=self.__class__, progress=progress)
+        finally:
+            if bar is not None:
+                bar.close()
+        for _, summary in responses:
+            if summary:
+                self.stdout.write(summary)
 
 
 def _date(text: str) -> datetime.date:
