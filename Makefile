@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test check lint format bench-help clean
+.PHONY: run test check browser lint format bench-help clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,32 @@ run: $(VENV)/.base-installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" PORT=$(PORT) $(BIN)/honcho -f Procfile.dev start
 
 ## test: lint, type-check, Django checks, migrations check, then the whole pytest suite
+## (the browser tests drive the Chromium of `make browser`; screenshots in test-artifacts/)
 test: export DEBUG ?= 1
-test: check
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: check browser
+	CHROMIUM_PATH="$${CHROMIUM_PATH:-$$(command -v chromium)}" $(BIN)/pytest $(PYTEST_ARGS)
+
+## browser: Debian's Chromium for the browser tests, installed with apt-get when missing
+## (as root, or through password-less sudo); CHROMIUM_PATH names another build instead
+browser:
+	@if [ -n "$${CHROMIUM_PATH:-}" ]; then \
+		[ -x "$$CHROMIUM_PATH" ] || { echo "CHROMIUM_PATH=$$CHROMIUM_PATH is not an executable" >&2; exit 1; }; \
+	elif command -v chromium >/dev/null 2>&1; then \
+		:; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "The browser tests need Chromium: install it, or set CHROMIUM_PATH to its binary" >&2; \
+		exit 1; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "Chromium is missing: installing Debian's package"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	elif sudo -n true 2>/dev/null; then \
+		echo "Chromium is missing: installing Debian's package"; \
+		sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else \
+		echo "The browser tests need Chromium: run 'sudo apt-get install chromium'" \
+			"(or set CHROMIUM_PATH to a Chromium binary)" >&2; \
+		exit 1; \
+	fi
 
 check: export DEBUG ?= 1
 check: $(VENV)/.dev-installed
@@ -45,4 +68,4 @@ format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) var staticfiles
+	rm -rf $(VENV) var staticfiles test-artifacts

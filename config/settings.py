@@ -44,7 +44,7 @@ if not DEBUG and not ALLOWED_HOSTS:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.WorkspaceAdminConfig",  # django.contrib.admin with the workspace site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -54,6 +54,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_celery_results",
     "auditlog",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "trials",
     "patients",
 ]
@@ -66,9 +69,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
+    # Last, as django-axes asks: it turns a lockout into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -126,6 +132,26 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+# django-axes: after AXES_FAILURE_LIMIT failed sign-ins for one username from one address,
+# that pair is locked out for AXES_COOLOFF_HOURS (a success resets the count).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+AXES_VERBOSE = False
+# Health data: a session ends after this many seconds without a request (each request
+# renews it) and when the browser closes.
+SESSION_COOKIE_AGE = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Two-factor sign-in (TOTP apps) for the admin; devices are added under "TOTP devices".
+ADMIN_REQUIRE_OTP = env.bool("ADMIN_REQUIRE_OTP", default=False)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Trial matching")
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -176,6 +202,11 @@ LOGGING: dict[str, Any] = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # django-axes names the username and address in its messages; its attempts and
+        # lockouts are kept in its tables (admin: Axes) instead of the log.
+        "axes": {"level": "ERROR"},
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------
@@ -272,3 +303,17 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
 }
+
+# --- Notifications ----------------------------------------------------------------------------
+# The workspace's own address: emails (the coordinators' flag digests) link to it, and are
+# written with no request to take it from.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# What a flag digest may say about a patient besides the trial and verdict: any of "mrn",
+# "name", "age" (comma-separated). The default is the MRN only; an empty value leaves even
+# that out (the email then refers to the patient record by its number and link).
+NOTIFY_PHI_FIELDS = env.list("NOTIFY_PHI_FIELDS", default=["mrn"])
+if set(NOTIFY_PHI_FIELDS) - {"mrn", "name", "age"}:
+    raise ImproperlyConfigured(
+        "NOTIFY_PHI_FIELDS may name only mrn, name and age, got "
+        f"{', '.join(sorted(set(NOTIFY_PHI_FIELDS) - {'mrn', 'name', 'age'}))}"
+    )

@@ -6,10 +6,6 @@
 from django.contrib import admin
 from django.urls import path
 
-admin.site.site_header = "Trial matching: coordinator workspace"
-admin.site.site_title = "Trial matching"
-admin.site.index_title = "Coordinator workspace"
-
 urlpatterns = [
     path("admin/", admin.site.urls),
 ]

@@ -1,23 +1,101 @@
-"""Admin pages for patient profiles: every fact kind as an inline, derived facts explained,
-every view of a patient recorded in the audit trail."""
+"""Admin pages for patient profiles and hospital sites, scoped to the user's sites.
+
+A coordinator sees the patients of their own sites only, everywhere: list, search,
+autocomplete, detail (another site's patient is a 404), actions, inlines, and the matched
+patients on a trial page. The patient page shows every fact kind as an inline with its source
+and date, what would decide the open questions, and every match of the patient. Every view of
+a patient is recorded in the audit trail.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from auditlog.admin import LogEntryAdmin
+from auditlog.models import LogEntry
 from django.contrib import admin
-from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.contrib.auth import get_user_model
+from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from patients import models
+from patients.access import narrow, patients_for, sees_all, site_ids, sites_for
 from patients.audit import record_access
 from patients.exports import derived_facts
 from patients.facts import patient_facts, with_facts
+from patients.matching import MATCHER_VERSION, deciding_facts_for
 from patients.tasks import queue_patient_matching
+from patients.workflow import changed_since_review
+from trials import admin as trials_admin
 from trials.eligibility import facts as engine
+from trials.models import Trial
+
+
+def match_page_url(patient_id: int, trial_id: int) -> str:
+    """The match page of one (patient, trial) pair (routed by ``patients.admin_review``)."""
+    return reverse("admin:patients_match_pair", args=[patient_id, trial_id])
+
+
+# Flagged pairs first, then possible, eligible, ineligible; the best score first within each.
+QUEUE_ORDER = (
+    "-flagged",
+    Case(
+        When(verdict=models.Match.Verdict.POSSIBLE, then=Value(0)),
+        When(verdict=models.Match.Verdict.ELIGIBLE, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    ),
+    "-score",
+)
+# A symbol beside each verdict's word, so that it never rests on colour alone.
+VERDICT_SYMBOLS: dict[str, str] = {
+    models.Match.Verdict.ELIGIBLE: "✓",
+    models.Match.Verdict.POSSIBLE: "?",
+    models.Match.Verdict.INELIGIBLE: "✗",
+}
+
+
+@dataclass(frozen=True)
+class MatchRow:
+    """One match as the patient and trial pages list it."""
+
+    match: models.Match
+    review: models.Review | None
+    current: bool
+
+    @property
+    def url(self) -> str:
+        return match_page_url(self.match.patient_id, self.match.trial_id)
+
+    @property
+    def verdict_symbol(self) -> str:
+        return VERDICT_SYMBOLS.get(self.match.verdict, "")
+
+    @property
+    def review_status(self) -> str:
+        return self.review.get_status_display() if self.review else "New (not reviewed)"
+
+    @property
+    def changed_since_review(self) -> bool:
+        return changed_since_review(self.review, self.match)
+
+
+def is_current(match: models.Match, patient: models.Patient, trial: Trial) -> bool:
+    """Evaluated on the patient's and the trial's present inputs (``Match.objects.current``)."""
+    return (
+        match.engine_version == MATCHER_VERSION
+        and match.patient_facts_at == patient.facts_changed_at
+        and match.trial_inputs_at == trial.matching_inputs_at
+    )
+
+
+def _remote_addr(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR")
 
 
 class FactInline(admin.TabularInline):
@@ -29,7 +107,8 @@ class FactInline(admin.TabularInline):
         return [*self.fact_fields, "observed_on", "provenance"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).select_related("recorded_by")
+        # The parent page is scoped already; narrowed again so no fact leaks on its own.
+        return narrow(super().get_queryset(request), request.user).select_related("recorded_by")
 
     @admin.display(description="source")
     def provenance(self, fact: models.Fact) -> str:
@@ -110,15 +189,71 @@ class SurgeryInline(FactInline):
 
 @admin.register(models.Site)
 class SiteAdmin(admin.ModelAdmin):
-    list_display = ("name", "code", "postal_code", "country")
+    """Sites and who looks after them. A coordinator sees their own sites; a site admin also
+    changes who belongs to them; only a superuser adds sites or changes their details."""
+
+    list_display = ("name", "code", "postal_code", "country", "coordinator_names", "patients")
     search_fields = ("name", "code")
+    fields = ("name", "code", "postal_code", "country", "latitude", "longitude", "coordinators")
+    filter_horizontal = ("coordinators",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[models.Site]:
+        return (
+            narrow(super().get_queryset(request), request.user, via="pk")
+            .annotate(patient_count=Count("patients"))
+            .prefetch_related("coordinators")
+        )
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        site = super().get_object(request, object_id, from_field)
+        if site is None:
+            raise Http404("No such site.")
+        return site
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if request.user.is_superuser:
+            return ()
+        return ("name", "code", "postal_code", "country", "latitude", "longitude")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if not super().has_change_permission(request, obj):
+            return False
+        allowed = site_ids(request.user)
+        return obj is None or allowed is None or obj.pk in allowed
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "coordinators":
+            kwargs["queryset"] = get_user_model().objects.filter(is_staff=True).order_by("username")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    @admin.display(description="coordinators")
+    def coordinator_names(self, site: models.Site) -> str:
+        return ", ".join(sorted(user.get_username() for user in site.coordinators.all())) or "none"
+
+    @admin.display(description="patients", ordering="patient_count")
+    def patients(self, site: models.Site) -> int:
+        return int(getattr(site, "patient_count", 0))
 
 
 @admin.register(models.Patient)
 class PatientAdmin(admin.ModelAdmin):
-    list_display = ("external_id", "site", "sex", "birth_date", "source", "updated_at")
-    list_filter = ("site", "source", "sex")
-    search_fields = ("external_id",)
+    list_display = (
+        "external_id",
+        "site",
+        "sex",
+        "birth_date",
+        "candidacy",
+        "flags",
+        "source",
+        "updated_at",
+    )
+    list_filter = (
+        ("site", admin.RelatedOnlyFieldListFilter),
+        "surgical_candidate",
+        "source",
+        "sex",
+    )
+    search_fields = ("external_id", "family_name", "given_name")
     list_select_related = ("site",)
     inlines = (
         PrimaryCancerInline,
@@ -158,8 +293,64 @@ class PatientAdmin(admin.ModelAdmin):
         ("Provenance", {"fields": ("source", "source_reference", "created_at")}),
     )
 
+    # --- scoping: every way to a patient goes through the user's sites ---------------------
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[models.Patient]:
-        return super().get_queryset(request).select_related("site")
+        return patients_for(request.user, super().get_queryset(request)).select_related("site")
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[models.Patient], search_term: str
+    ) -> tuple[QuerySet[models.Patient], bool]:
+        # The autocomplete view passes its own queryset here: narrowed whatever its origin.
+        return super().get_search_results(
+            request, patients_for(request.user, queryset), search_term
+        )
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        # Another site's patient is "not found", exactly like one that does not exist.
+        patient = super().get_object(request, object_id, from_field)
+        if patient is None:
+            raise Http404("No such patient.")
+        return patient
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "site":
+            kwargs["queryset"] = sites_for(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial: dict[str, Any] = dict(super().get_changeform_initial_data(request))
+        own = site_ids(request.user)
+        if "site" not in initial and own is not None and len(own) == 1:
+            initial["site"] = next(iter(own))
+        return initial
+
+    # --- the list -------------------------------------------------------------------------
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        shown = list(changelist.result_list)  # evaluated once; the template reuses it
+        flags = dict(
+            models.Match.objects.current()
+            .filter(patient_id__in=[patient.pk for patient in shown], flagged=True)
+            .values("patient_id")
+            .annotate(count=Count("pk"))
+            .values_list("patient_id", "count")
+        )
+        for patient in shown:
+            patient.flag_count = flags.get(patient.pk, 0)
+        return changelist
+
+    @admin.display(description="surgical candidate", ordering="surgical_candidate")
+    def candidacy(self, patient: models.Patient) -> str:
+        return {True: "yes", False: "no"}.get(patient.surgical_candidate, "unknown")  # type: ignore[arg-type]
+
+    @admin.display(description="flagged trials")
+    def flags(self, patient: models.Patient) -> str:
+        count = getattr(patient, "flag_count", 0)
+        return f"⚑ {count} flagged" if count else "none"
+
+    # --- the patient page -----------------------------------------------------------------
 
     @admin.display(description="derived")
     def derived(self, patient: models.Patient) -> str:
@@ -189,6 +380,26 @@ class PatientAdmin(admin.ModelAdmin):
             f"{patient.latitude:.3f}, {patient.longitude:.3f} "
             f"(from the {patient.location_precision.replace('_', ' ')})"
         )
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: models.Patient | None = None,
+    ) -> Any:
+        if obj is not None and obj.pk:
+            context["patient_page"] = patient_page(obj)
+            if request.method == "GET":
+                record_access(
+                    [obj],
+                    actor=request.user,
+                    purpose="admin: profile viewed",
+                    remote_addr=_remote_addr(request),
+                )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(
         self, request: HttpRequest, obj: models.Patient, form: Any, change: bool
@@ -220,25 +431,6 @@ class PatientAdmin(admin.ModelAdmin):
             )
             queue_patient_matching([form.instance.pk])
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        response = super().change_view(request, object_id, form_url, extra_context)
-        if request.method == "GET" and response.status_code == 200:
-            patient = self.get_object(request, object_id)
-            if patient is not None:
-                record_access(
-                    [patient],
-                    actor=request.user,
-                    purpose="admin: profile viewed",
-                    remote_addr=request.META.get("REMOTE_ADDR"),
-                )
-        return response
-
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
@@ -250,6 +442,165 @@ class PatientAdmin(admin.ModelAdmin):
                     changelist.result_list,
                     actor=request.user,
                     purpose="admin: patient list",
-                    remote_addr=request.META.get("REMOTE_ADDR"),
+                    remote_addr=_remote_addr(request),
                 )
         return response
+
+
+def patient_page(patient: models.Patient) -> dict[str, Any]:
+    """What the patient page shows beside the form: candidacy, what would decide the open
+    questions, and every match (three queries, whatever the number of matches)."""
+    matches = list(
+        models.Match.objects.filter(patient=patient)
+        .select_related("trial")
+        .only(
+            *models.MATCH_LIST_FIELDS,
+            "evaluated_at",
+            "trial__nct_id",
+            "trial__brief_title",
+            "trial__official_title",
+            "trial__overall_status",
+            "trial__matching_inputs_at",
+        )
+        .order_by(*QUEUE_ORDER, "trial__nct_id")
+    )
+    reviews = {
+        review.trial_id: review
+        for review in models.Review.objects.filter(patient=patient).select_related("assignee")
+    }
+    rows = [
+        MatchRow(match, reviews.get(match.trial_id), is_current(match, patient, match.trial))
+        for match in matches
+    ]
+    trial_ids = {match.trial.nct_id: match.trial_id for match in matches}
+    deciding = [
+        {
+            "fact": item.fact,
+            "describe": item.describe(),
+            "trials": [
+                (nct_id, match_page_url(patient.pk, trial_ids[nct_id]))
+                for nct_id in item.trials
+                if nct_id in trial_ids
+            ],
+        }
+        for item in deciding_facts_for(patient)
+    ]
+    counts = dict.fromkeys(models.Match.Verdict.values, 0)
+    for match in matches:
+        counts[match.verdict] += 1
+    return {
+        "candidacy": {True: "Yes", False: "No"}.get(
+            patient.surgical_candidate,  # type: ignore[arg-type]
+            "Unknown",
+        ),
+        "candidacy_symbol": {True: "✓", False: "✗"}.get(patient.surgical_candidate, "?"),  # type: ignore[arg-type]
+        "candidacy_reason": patient.surgical_candidate_reason,
+        "deciding": deciding,
+        "matches": rows,
+        "flagged": sum(match.flagged for match in matches),
+        "counts": [
+            (models.Match.Verdict(verdict).label, count) for verdict, count in counts.items()
+        ],
+        "stale": sum(not row.current for row in rows),
+    }
+
+
+# --- the trial page's matched patients ------------------------------------------------------
+
+MATCHED_PATIENTS_SHOWN = 200
+
+
+class TrialAdmin(trials_admin.TrialAdmin):
+    """The trial page with the patients it matched, of the user's sites only.
+
+    Registered here, over the trials app's own, because trials never depend on patients.
+    """
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Trial | None = None,
+    ) -> Any:
+        if obj is not None and obj.pk:
+            section = matched_patients(request, obj)
+            context["matched_patients"] = section
+            if request.method == "GET" and section["rows"]:
+                record_access(
+                    [row.match.patient for row in section["rows"]],
+                    actor=request.user,
+                    purpose="admin: trial page, matched patients",
+                    remote_addr=_remote_addr(request),
+                )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+def matched_patients(request: HttpRequest, trial: Trial) -> dict[str, Any]:
+    """The trial's matches with the user's patients, flagged first (three queries)."""
+    visible = narrow(models.Match.objects.filter(trial=trial), request.user)
+    totals = {
+        (verdict, flagged): count
+        for verdict, flagged, count in visible.order_by()
+        .values("verdict", "flagged")
+        .annotate(count=Count("pk"))
+        .values_list("verdict", "flagged", "count")
+    }
+    total = sum(totals.values())
+    matches = list(
+        visible.select_related("patient", "patient__site")
+        .only(
+            *models.MATCH_LIST_FIELDS,
+            "patient__external_id",
+            "patient__facts_changed_at",
+            "patient__site__code",
+        )
+        .order_by(*QUEUE_ORDER, "patient__external_id")[:MATCHED_PATIENTS_SHOWN]
+    )
+    reviews = {
+        review.patient_id: review
+        for review in narrow(models.Review.objects.filter(trial=trial), request.user).filter(
+            patient_id__in=[match.patient_id for match in matches]
+        )
+    }
+    return {
+        "rows": [
+            MatchRow(match, reviews.get(match.patient_id), is_current(match, match.patient, trial))
+            for match in matches
+        ],
+        "total": total,
+        "shown": len(matches),
+        "flagged": sum(count for (_, flagged), count in totals.items() if flagged),
+        "counts": [
+            (label, sum(count for (verdict, _), count in totals.items() if verdict == value))
+            for value, label in models.Match.Verdict.choices
+        ],
+        "all_sites": sees_all(request.user),
+    }
+
+
+admin.site.unregister(Trial)
+admin.site.register(Trial, TrialAdmin)
+
+
+# --- the audit log --------------------------------------------------------------------------
+
+
+class AuditLogAdmin(LogEntryAdmin):
+    """The audit trail names every patient anyone looked at: for superusers only."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+
+admin.site.unregister(LogEntry)
+admin.site.register(LogEntry, AuditLogAdmin)
+
+
+# The review queue and the match page live in their own module; importing it registers them.
+from patients import admin_review  # noqa: E402, F401

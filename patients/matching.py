@@ -25,7 +25,7 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from patients.facts import patient_facts, with_facts
-from patients.models import Match, Patient
+from patients.models import FlagEvent, Match, Patient
 from trials.eligibility import constraints as c
 from trials.eligibility.evaluate import (
     MatchResult,
@@ -242,7 +242,12 @@ def evaluate_patient(
     patient: Patient, rules: Sequence[TrialRules], on: datetime.date
 ) -> list[tuple[TrialRules, MatchResult]]:
     """One patient (loaded with ``with_facts``) against compiled trials, pre-filters first."""
-    evaluator = PatientEvaluator(patient_facts(patient), on)
+    return evaluate_with(PatientEvaluator(patient_facts(patient), on), rules)
+
+
+def evaluate_with(
+    evaluator: PatientEvaluator, rules: Sequence[TrialRules]
+) -> list[tuple[TrialRules, MatchResult]]:
     return [
         (trial, evaluator.evaluate(trial)) for trial in rules if evaluator.prefilter(trial).passed
     ]
@@ -282,9 +287,20 @@ def _match_chunk(
     now = timezone.now()
     rows: list[tuple[Any, ...]] = []
     patients = list(with_facts(Patient.objects.filter(pk__in=patient_ids)))
+    candidacy: list[Patient] = []
     for patient in patients:
         run.patients += 1
-        for trial, result in evaluate_patient(patient, rules, on):
+        evaluator = PatientEvaluator(patient_facts(patient), on)
+        surgical = evaluator.surgical
+        value = surgical.value if isinstance(surgical.value, bool) else None
+        if (patient.surgical_candidate, patient.surgical_candidate_reason) != (
+            value,
+            surgical.explanation,
+        ):
+            patient.surgical_candidate = value
+            patient.surgical_candidate_reason = surgical.explanation
+            candidacy.append(patient)
+        for trial, result in evaluate_with(evaluator, rules):
             run.evaluated += 1
             run.flagged += result.flagged
             rows.append(_row(patient, trial, result, cache.inputs_at(trial.key), now, on))
@@ -298,10 +314,56 @@ def _match_chunk(
         held = Match.objects.filter(patient_id__in=patient_ids)
         if trial_ids is not None:
             held = held.filter(trial_id__in=trial_ids)
+        flagged = held.filter(flagged=True).values_list("patient_id", "trial_id", "verdict")
+        was_flagged = {(patient_id, trial_id): verdict for patient_id, trial_id, verdict in flagged}
         held._raw_delete(held.db)  # derived rows, nothing cascades from them
         _store(rows)
+        _record_flag_events(was_flagged, rows, now)
+        if candidacy:
+            Patient.objects.bulk_update(
+                candidacy, ["surgical_candidate", "surgical_candidate_reason"], batch_size=500
+            )
     run.stored = len(rows)
     return run
+
+
+def _record_flag_events(
+    was_flagged: dict[tuple[int, int], str], rows: list[tuple[Any, ...]], now: datetime.datetime
+) -> None:
+    """FlagEvents for the flags that appeared, changed verdict or went away in this write."""
+    events: list[FlagEvent] = []
+    for row in rows:
+        if not row[FLAGGED]:
+            continue
+        pair, verdict = (row[PATIENT], row[TRIAL]), row[VERDICT]
+        before = was_flagged.pop(pair, None)
+        if before is None:
+            kind = FlagEvent.Kind.NEW
+        elif before != verdict:
+            kind = FlagEvent.Kind.CHANGED
+        else:
+            continue
+        events.append(
+            FlagEvent(
+                patient_id=pair[0],
+                trial_id=pair[1],
+                kind=kind,
+                verdict=verdict,
+                previous_verdict=before or "",
+                at=now,
+            )
+        )
+    events.extend(
+        FlagEvent(
+            patient_id=patient_id,
+            trial_id=trial_id,
+            kind=FlagEvent.Kind.CLEARED,
+            previous_verdict=before,
+            at=now,
+        )
+        for (patient_id, trial_id), before in was_flagged.items()
+    )
+    FlagEvent.objects.bulk_create(events, batch_size=1000)
 
 
 # Column order of the rows ``_row`` builds and ``_store`` writes.
@@ -321,6 +383,7 @@ COLUMNS = (
     "evaluated_at",
     "evaluated_on",
 )
+PATIENT, TRIAL, VERDICT, FLAGGED = (COLUMNS.index(name) for name in (*COLUMNS[:3], "flagged"))
 
 
 def _row(
@@ -419,9 +482,19 @@ def match_all(*, progress: Callable[[int], None] | None = None) -> MatchRun:
     run = match_patients(
         Patient.objects.order_by("pk").values_list("pk", flat=True), progress=progress
     )
-    Match.objects.exclude(trial__in=candidate_trials()).delete()
+    remove_non_candidate_matches()
     Trial.objects.filter(needs_evaluation=True).update(needs_evaluation=False)
     return run
+
+
+def remove_non_candidate_matches() -> int:
+    """Drop the matches of trials no longer open / in the family; their flags are cleared."""
+    with transaction.atomic():
+        gone = Match.objects.exclude(trial__in=candidate_trials())
+        flagged = gone.filter(flagged=True).values_list("patient_id", "trial_id", "verdict")
+        _record_flag_events({(p, t): v for p, t, v in flagged}, [], timezone.now())
+        deleted, _ = gone.delete()
+    return deleted
 
 
 def match_changed_trials(

@@ -35,6 +35,11 @@ class Site(models.Model):
     country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 alpha-2")
     latitude = models.FloatField(null=True, blank=True)
     longitude = models.FloatField(null=True, blank=True)
+    # Who looks after this site's patients: they see those patients, their matches, reviews,
+    # notes and exports, and nobody else's (``patients.access``). Superusers see every site.
+    coordinators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="coordinator_sites", blank=True
+    )
 
     class Meta:
         ordering = ["name"]
@@ -91,6 +96,10 @@ class Patient(models.Model):
     facts_changed_at = models.DateTimeField(
         default=timezone.now, editable=False, help_text="Last change of any clinical fact"
     )
+    # Derived, written by each evaluation (``patients.matching``): candidate for radical
+    # gastric surgery, true / false / unknown (None), with the reason. For filters and counts.
+    surgical_candidate = models.BooleanField(null=True, blank=True, editable=False)
+    surgical_candidate_reason = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["site", "external_id"]
@@ -532,6 +541,32 @@ class MatchQuerySet(models.QuerySet["Match"]):
         return self.exclude(pk__in=self.current().values("pk"))
 
 
+# The review queue's order: flagged pairs first, then possible, then eligible, ineligible
+# last. One expression for the queue's ORDER BY and the index that serves it.
+QUEUE_RANK = models.Case(
+    models.When(flagged=True, then=models.Value(0)),
+    models.When(verdict="possible", then=models.Value(1)),
+    models.When(verdict="eligible", then=models.Value(2)),
+    default=models.Value(3),
+    output_field=models.IntegerField(),
+)
+
+# What a list of matches reads of each (queue, patient page, trial page): enough for the
+# verdict, flag, score, distance and currency columns, without the outcomes.
+MATCH_LIST_FIELDS = (
+    "patient_id",
+    "trial_id",
+    "verdict",
+    "score",
+    "flagged",
+    "flag_reason",
+    "distance_km",
+    "engine_version",
+    "patient_facts_at",
+    "trial_inputs_at",
+)
+
+
 class Match(models.Model):
     """One patient against one trial: the verdict, the flag and every criterion's outcome.
 
@@ -571,14 +606,148 @@ class Match(models.Model):
     objects = MatchQuerySet.as_manager()
 
     class Meta:
-        verbose_name_plural = "matches"
+        verbose_name = "match"
+        verbose_name_plural = "review queue"
         constraints = [
             models.UniqueConstraint(fields=["patient", "trial"], name="one_match_per_pair")
         ]
         indexes = [
             models.Index(fields=["patient", "flagged", "verdict"], name="match_patient_queue"),
             models.Index(fields=["trial", "verdict"], name="match_trial_verdict"),
+            # The queue's default page: a walk of this index instead of sorting every pair
+            # (380 ms -> 65 ms with 2 million pairs). Ineligible pairs are not in the queue.
+            models.Index(
+                QUEUE_RANK,
+                models.F("score").desc(),
+                "patient",
+                "trial",
+                name="match_queue_order",
+                condition=~models.Q(verdict="ineligible"),
+            ),
+            # The queue sorted by distance or by score: the first key from an index, the
+            # rest an incremental sort (700 ms -> tens of ms with 2.7 million pairs).
+            models.Index(
+                "distance_km",  # ascending: PostgreSQL puts NULLs last, as the queue does
+                name="match_queue_distance",
+                condition=~models.Q(verdict="ineligible"),
+            ),
+            models.Index(
+                models.F("score").desc(),
+                name="match_queue_score",
+                condition=~models.Q(verdict="ineligible"),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.patient_id} x {self.trial_id}: {self.verdict}"
+
+
+class Review(models.Model):
+    """The coordinator's follow-up of one (patient, trial) pair.
+
+    Kept apart from ``Match``, which every re-evaluation rewrites: status, assignee and notes
+    survive any number of re-matches. ``verdict_seen`` / ``flagged_seen`` hold what the match
+    said when the review last moved, so a verdict that changed since shows as such.
+    """
+
+    class Status(models.TextChoices):
+        NEW = "new", "New"
+        UNDER_REVIEW = "under_review", "Under review"
+        CONTACTED = "contacted", "Contacted"
+        CONSENTED = "consented", "Consented"
+        ENROLLED = "enrolled", "Enrolled"
+        NOT_ELIGIBLE = "not_eligible", "Not eligible"
+        DECLINED = "declined", "Declined"
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="reviews")
+    trial = models.ForeignKey("trials.Trial", on_delete=models.CASCADE, related_name="reviews")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
+    status_reason = models.TextField(
+        blank=True, help_text="Why not eligible / declined (required for those)"
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_reviews",
+    )
+    verdict_seen = models.CharField(max_length=12, blank=True)
+    flagged_seen = models.BooleanField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "trial"], name="one_review_per_pair")
+        ]
+        indexes = [models.Index(fields=["status"], name="review_status")]
+
+    def __str__(self) -> str:
+        return f"review {self.patient_id} x {self.trial_id}: {self.status}"
+
+
+class ReviewNote(models.Model):
+    review = models.ForeignKey(Review, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    text = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"note on {self.review_id} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ReviewTransition(models.Model):
+    """One move of a review (status or assignee), by whom and when; append-only."""
+
+    review = models.ForeignKey(Review, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=20, choices=Review.Status.choices, blank=True)
+    to_status = models.CharField(max_length=20, choices=Review.Status.choices)
+    reason = models.TextField(blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    verdict = models.CharField(max_length=12, blank=True, help_text="The match's, at the time")
+    at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '-'} -> {self.to_status}"
+
+
+class FlagEvent(models.Model):
+    """A flag that appeared, changed verdict or went away in an evaluation.
+
+    Written by ``patients.matching`` when it replaces a patient's matches; read by the
+    dashboard ("new flags since the last sync") and the coordinators' email digest, which
+    stamps ``notified_at`` once it has gone out.
+    """
+
+    class Kind(models.TextChoices):
+        NEW = "new", "New flag"
+        CHANGED = "changed", "Flag changed verdict"
+        CLEARED = "cleared", "Flag cleared"
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="flag_events")
+    trial = models.ForeignKey("trials.Trial", on_delete=models.CASCADE, related_name="flag_events")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    verdict = models.CharField(max_length=12, blank=True)
+    previous_verdict = models.CharField(max_length=12, blank=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    notified_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} flag {self.patient_id} x {self.trial_id}"

@@ -6,11 +6,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from celery import group, shared_task
+from celery import chord, group, shared_task
 from django.db import transaction
 
 from patients import matching
-from patients.models import Match, Patient, Site
+from patients.models import Patient, Site
 from patients.services import import_patient_files
 from trials.models import Trial
 
@@ -28,11 +28,17 @@ def match_chunk_task(patient_ids: list[int], trial_ids: list[int] | None = None)
     return {"patients": run.patients, "evaluated": run.evaluated, "flagged": run.flagged}
 
 
-def _fan_out(trial_ids: list[int] | None) -> int:
+def _fan_out(trial_ids: list[int] | None, then: Any = None) -> int:
+    """Chunks of patients to the workers; ``then`` (a signature) runs once all are done."""
     ids = list(Patient.objects.order_by("pk").values_list("pk", flat=True))
     chunks = list(matching.chunks(ids))
-    if chunks:
-        group(match_chunk_task.s(chunk, trial_ids) for chunk in chunks).apply_async()
+    tasks = group(match_chunk_task.s(chunk, trial_ids) for chunk in chunks)
+    if chunks and then is not None:
+        chord(tasks)(then)
+    elif chunks:
+        tasks.apply_async()
+    elif then is not None:
+        then.apply_async()
     return len(chunks)
 
 
@@ -53,9 +59,17 @@ def match_trials_task(trial_ids: list[int]) -> int:
 @shared_task(name="patients.tasks.match_all_task")
 def match_all_task() -> int:
     """Every patient against every candidate trial (after each nightly sync), in chunks."""
-    Match.objects.exclude(trial__in=matching.candidate_trials()).delete()
+    matching.remove_non_candidate_matches()
     Trial.objects.filter(needs_evaluation=True).update(needs_evaluation=False)
-    return _fan_out(None)
+    return _fan_out(None, then=send_flag_digests_task.si())
+
+
+@shared_task(name="patients.tasks.send_flag_digests_task")
+def send_flag_digests_task() -> int:
+    """After a full re-match: each coordinator's digest of new or changed flags."""
+    from patients.notify import send_flag_digests
+
+    return send_flag_digests()
 
 
 @shared_task(name="patients.tasks.import_patients_task")

@@ -1,4 +1,5 @@
-"""`make run` prepares a demo: an admin account, trials live or from the bundled snapshot."""
+"""`make run` prepares a demo: a superuser and a coordinator of the demo site, trials live or
+from the bundled snapshot, the demo patients matched."""
 
 from io import StringIO
 from pathlib import Path
@@ -7,8 +8,10 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.test import Client
 
-from patients.models import Patient
+from patients.access import COORDINATOR_GROUP, patients_for
+from patients.models import Patient, Site
 from tests.fakes.ctgov_server import FakeCtgovServer, load_recorded_studies
 from trials.models import SyncRun, Trial
 from trials.services import bundled_snapshot_paths
@@ -34,12 +37,42 @@ def test_offline_loads_the_bundled_snapshot_and_prints_the_login(demo_settings: 
     text = out.getvalue()
     password = (demo_settings.VAR_DIR / "admin-password.txt").read_text().strip()
     assert f"http://127.0.0.1:8123/admin/  user: admin  password: {password}" in text
+    coordinator_password = (demo_settings.VAR_DIR / "coordinator-password.txt").read_text()
+    assert (
+        f"http://127.0.0.1:8123/admin/  user: coordinator  password: "
+        f"{coordinator_password.strip()}  (site 'default')"
+    ) in text
     assert "importing the bundled snapshot" in text
     assert get_user_model().objects.get(username="admin").is_superuser
     assert Trial.objects.count() == 59
     assert SyncRun.objects.get().mode == SyncRun.Mode.FILE
     assert "Demo patients: 33 file(s): 33 created" in text
     assert Patient.objects.count() == 33
+
+
+def test_the_demo_coordinator_signs_in_and_looks_after_the_demo_patients(
+    demo_settings: Any,
+) -> None:
+    demo_settings.CTGOV_BASE_URL = "http://127.0.0.1:9/api/v2"
+    call_command("bootstrap_demo", stdout=StringIO())
+    password = (demo_settings.VAR_DIR / "coordinator-password.txt").read_text().strip()
+    assert (demo_settings.VAR_DIR / "coordinator-password.txt").stat().st_mode & 0o077 == 0
+
+    coordinator = get_user_model().objects.get(username="coordinator")
+    assert coordinator.is_staff
+    assert not coordinator.is_superuser
+    assert list(coordinator.groups.values_list("name", flat=True)) == [COORDINATOR_GROUP]
+    assert list(Site.objects.filter(coordinators=coordinator).values_list("code", flat=True)) == [
+        "default"
+    ]
+    assert patients_for(coordinator).count() == Patient.objects.count() == 33
+    # Through the sign-in form, as a person would (lockout protection sees the request).
+    client = Client()
+    answer = client.post(
+        "/admin/login/?next=/admin/", {"username": "coordinator", "password": password}
+    )
+    assert answer.status_code == 302, answer.content[:500]
+    assert client.get("/admin/").status_code == 200
 
 
 def test_syncs_live_when_the_registry_answers(demo_settings: Any) -> None:
@@ -61,6 +94,8 @@ def test_running_it_again_changes_nothing(demo_settings: Any) -> None:
 
     call_command("bootstrap_demo", stdout=out)
 
-    assert "already exists; left unchanged" in out.getvalue()
+    assert "'admin' already exists; left unchanged" in out.getvalue()
+    assert "'coordinator' already exists; left unchanged" in out.getvalue()
+    assert get_user_model().objects.count() == 2
     assert "0 created, 0 updated, 59 unchanged" in out.getvalue()
     assert "33 file(s): 0 created, 0 updated, 33 unchanged" in out.getvalue()

@@ -1,7 +1,13 @@
-"""Admin pages for trials and registry syncs (what the registry says is read-only here)."""
+"""Admin pages for trials and registry syncs (what the registry says is read-only here).
+
+The trial page puts the registry's eligibility text beside the engine's reading (the
+criteria below are the coordinators' curation), the classification with its evidence, the
+versions with what changed in the eligibility text between them, and the sites.
+"""
 
 from __future__ import annotations
 
+import difflib
 import json
 from typing import Any
 
@@ -12,6 +18,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import URLPattern, path
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from trials.criteria import criterion_correct, trial_set_classification
@@ -35,11 +42,6 @@ class ReadOnlyInline(admin.TabularInline):
 class TrialSiteInline(ReadOnlyInline):
     model = TrialSite
     fields = ("facility", "status", "city", "state", "zip", "country", "latitude", "longitude")
-
-
-class TrialVersionInline(ReadOnlyInline):
-    model = TrialVersion
-    fields = ("number", "recorded_at", "last_update_posted", "overall_status", "changes")
 
 
 class CriterionForm(forms.ModelForm):
@@ -97,6 +99,9 @@ class CriterionInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Criterion]:
+        return super().get_queryset(request).select_related("corrected_by")
+
     @admin.display(description="text")
     def criterion_text(self, criterion: Criterion) -> str:
         indent = "↳ " if criterion.parent_position is not None else ""
@@ -148,7 +153,7 @@ class TrialAdmin(admin.ModelAdmin):
     )
     search_fields = ("nct_id", "brief_title", "official_title", "acronym")
     date_hierarchy = "last_update_posted"
-    inlines = (CriterionInline, TrialSiteInline, TrialVersionInline)
+    inlines = (CriterionInline, TrialSiteInline)
     actions = ("mark_reviewed",)
     fieldsets = (
         (
@@ -184,6 +189,7 @@ class TrialAdmin(admin.ModelAdmin):
             "Eligibility: the registry's text beside the engine's reading",
             {"fields": ("eligibility_review",)},
         ),
+        ("Versions: what changed between syncs", {"fields": ("version_history",)}),
         (
             "Record",
             {
@@ -213,6 +219,8 @@ class TrialAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         editable = {"classification_override", "classification_note"}
+        if not request.user.has_perm("trials.change_trial"):
+            editable = set()  # a coordinator curating criteria only
         mapped = [f.name for f in Trial._meta.fields if f.name != "raw" and f.name not in editable]
         return [
             *mapped,
@@ -220,11 +228,19 @@ class TrialAdmin(admin.ModelAdmin):
             "raw_record",
             "classification_summary",
             "eligibility_review",
+            "version_history",
             "orphaned",
         ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Coordinators curate a trial's criteria (trials.change_criterion) on its page without
+        # the right to change the trial itself: its page must accept their corrections.
+        if super().has_change_permission(request, obj):
+            return True
+        return obj is not None and request.user.has_perm("trials.change_criterion")
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
@@ -280,49 +296,101 @@ class TrialAdmin(admin.ModelAdmin):
             json.dumps(trial.raw, indent=2, ensure_ascii=False),
         )
 
-    @admin.display(description="engine's answers")
+    @admin.display(description="classification and its evidence")
     def classification_summary(self, trial: Trial) -> str:
+        evidence: dict[str, list[dict[str, str]]] = {}
+        for item in trial.classification_evidence:
+            evidence.setdefault(item.get("question", ""), []).append(item)
         answers = format_html_join(
             "",
-            "<li>{}: <strong>{}</strong></li>",
+            "<li>{}: <strong>{}</strong>{}</li>",
             (
-                ("gastric or GEJ cancer", _yes(trial.classified_gastric)),
-                ("an arm gives immunotherapy", _yes(trial.classified_immunotherapy)),
-                ("given before surgery", _yes(trial.classified_preoperative)),
+                (label, _yes(answer), _evidence_list(evidence.get(question, [])))
+                for question, label, answer in (
+                    ("gastric", "gastric or GEJ cancer", trial.classified_gastric),
+                    ("immunotherapy", "an arm gives immunotherapy", trial.classified_immunotherapy),
+                    ("preoperative", "given before surgery", trial.classified_preoperative),
+                )
             ),
         )
-        evidence = format_html_join(
-            "",
-            "<li>{} ({}): “{}”</li>",
-            (
-                (item["question"], item["field"], item["words"])
-                for item in trial.classification_evidence
-            ),
+        against = evidence.get("against", [])
+        against_html = (
+            format_html("<p>Read as speaking against:</p>{}", _evidence_list(against))
+            if against
+            else ""
         )
-        return format_html("<ul>{}</ul><p>Evidence:</p><ul>{}</ul>", answers, evidence)
+        engine_says = (
+            trial.classified_gastric
+            and trial.classified_immunotherapy
+            and trial.classified_preoperative
+        )
+        if trial.classification_override is None:
+            verdict = format_html(
+                "<p>Gastric preoperative immunotherapy trial: <strong>{}</strong> "
+                "(the engine's answer)</p>",
+                _yes(trial.gastric_preop_immunotherapy),
+            )
+        else:
+            who = trial.classification_by.get_username() if trial.classification_by else "?"
+            when = f"{trial.classification_at:%Y-%m-%d}" if trial.classification_at else ""
+            verdict = format_html(
+                "<p>Gastric preoperative immunotherapy trial: <strong>{}</strong> "
+                "(coordinator's classification by {} {}; the engine says {})</p>{}",
+                _yes(trial.classification_override),
+                who,
+                when,
+                _yes(engine_says),
+                format_html("<p>Note: {}</p>", trial.classification_note)
+                if trial.classification_note
+                else "",
+            )
+        return format_html("{}<ul>{}</ul>{}", verdict, answers, against_html)
 
     @admin.display(description="original text and reading")
     def eligibility_review(self, trial: Trial) -> str:
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            '<tr><td>{}</td><td>{}</td><td class="{}">{}</td><td>{}</td><td>{}</td></tr>',
             (
                 (
-                    criterion.kind,
-                    criterion.effective_category,
-                    criterion.text[:200],
-                    "read" if criterion.parsed else "needs review",
+                    criterion.position,
+                    criterion.get_kind_display(),
+                    "child" if criterion.parent_position is not None else "",
+                    criterion.text,
+                    criterion.effective_category.replace("_", " "),
+                    _reading_status(criterion),
                 )
-                for criterion in trial.criteria.all()
+                for criterion in trial.criteria.order_by("position")
             ),
         )
+        text = trial.eligibility_criteria or "The registry gives no eligibility text."
         return format_html(
-            '<div style="display:flex;gap:1em;align-items:flex-start">'
-            '<pre style="flex:1;white-space:pre-wrap;max-height:40em;overflow:auto">{}</pre>'
-            '<table style="flex:1"><tr><th>kind</th><th>category</th><th>criterion</th>'
-            "<th>status</th></tr>{}</table></div>",
-            trial.eligibility_criteria,
-            rows,
+            '<div class="eligibility-columns">'
+            '<section aria-label="Registry text"><h3>As the registry gives it</h3>'
+            '<pre class="eligibility-text">{}</pre></section>'
+            '<section class="criteria-column" aria-label="Engine reading">'
+            "<h3>As the engine reads it (correct it in the criteria below)</h3>"
+            '<table class="parsed-criteria"><thead><tr><th scope="col">#</th>'
+            '<th scope="col">kind</th><th scope="col">criterion</th>'
+            '<th scope="col">category</th><th scope="col">status</th></tr></thead>'
+            "<tbody>{}</tbody></table></section></div>",
+            text,
+            rows or format_html('<tr><td colspan="5">{}</td></tr>', "Not read yet."),
+        )
+
+    @admin.display(description="versions")
+    def version_history(self, trial: Trial) -> str:
+        versions = list(trial.versions.order_by("number"))
+        if not versions:
+            return "No version recorded."
+        items = []
+        previous: TrialVersion | None = None
+        for version in versions:
+            items.append(_version_item(version, previous))
+            previous = version
+        return format_html(
+            '<ol class="version-history" reversed>{}</ol>',
+            format_html_join("", "{}", ((item,) for item in reversed(items))),
         )
 
     @admin.display(description="corrections of criteria no longer in the text")
@@ -350,8 +418,86 @@ class TrialAdmin(admin.ModelAdmin):
         self.message_user(request, f"{count} trial(s) marked as reviewed.", messages.SUCCESS)
 
 
-def _yes(value: bool) -> str:
+def _yes(value: bool | None) -> str:
     return "yes" if value else "no"
+
+
+def _evidence_list(items: list[dict[str, str]]) -> str:
+    if not items:
+        return format_html(" <span>{}</span>", "(no evidence found)")
+    return format_html(
+        "<ul>{}</ul>",
+        format_html_join(
+            "",
+            "<li>{}: “{}”</li>",
+            ((item.get("field", ""), item.get("words", "")) for item in items),
+        ),
+    )
+
+
+def _reading_status(criterion: Criterion) -> str:
+    if criterion.needs_review:
+        return "⚠ corrected before the text changed: review"
+    if criterion.corrected:
+        return "✎ corrected"
+    return "✓ read" if criterion.parsed else "? not read: needs review"
+
+
+def _version_item(version: TrialVersion, previous: TrialVersion | None) -> str:
+    """One version: when, status, what changed, and the eligibility text's diff."""
+    posted = f", posted {version.last_update_posted:%Y-%m-%d}" if version.last_update_posted else ""
+    heading = format_html(
+        "<strong>Version {}</strong> (recorded {}{}): status {}; changed: {}",
+        version.number,
+        f"{timezone.localtime(version.recorded_at):%Y-%m-%d %H:%M}",
+        posted,
+        version.overall_status or "unknown",
+        ", ".join(version.changes) or "nothing recorded",
+    )
+    if previous is None:
+        return format_html("<li>{}<p>{}</p></li>", heading, "The first version recorded.")
+    notes = []
+    if previous.overall_status != version.overall_status:
+        notes.append(
+            format_html(
+                "<p>Status: {} → {}</p>",
+                previous.overall_status or "unknown",
+                version.overall_status or "unknown",
+            )
+        )
+    if previous.eligibility_criteria == version.eligibility_criteria:
+        notes.append(format_html("<p>{}</p>", "The eligibility text did not change."))
+    else:
+        notes.append(
+            format_html(
+                "<p>Eligibility text, version {} → {} (<del>- removed</del>, "
+                "<ins>+ added</ins>):</p>"
+                '<pre class="version-diff">{}</pre>',
+                previous.number,
+                version.number,
+                eligibility_diff(previous.eligibility_criteria, version.eligibility_criteria),
+            )
+        )
+    return format_html("<li>{}{}</li>", heading, format_html_join("", "{}", ((n,) for n in notes)))
+
+
+def eligibility_diff(before: str, after: str) -> str:
+    """The changed lines of the eligibility text with two lines of context, as HTML: removed
+    lines in <del> marked "-", added ones in <ins> marked "+" (never by colour alone)."""
+    lines = []
+    diff = difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=2)
+    for line in diff:
+        if line.startswith(("---", "+++")):
+            continue
+        if line.startswith("@@"):
+            lines.append(format_html('<span class="hunk">{}</span>', "…"))
+        elif line.startswith("-"):
+            lines.append(format_html("<del>- {}</del>", line[1:]))
+        elif line.startswith("+"):
+            lines.append(format_html("<ins>+ {}</ins>", line[1:]))
+        else:
+            lines.append(format_html('<span class="same">  {}</span>', line[1:]))
+    return format_html_join("", "{}", ((line,) for line in lines))
 
 
 @admin.register(SyncRun)
@@ -384,7 +530,8 @@ class SyncRunAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None  # the list (for actions), never an edit
+        # The list (for actions) to those allowed to change runs; a run itself, never.
+        return obj is None and super().has_change_permission(request, obj)
 
     @admin.display(description="duration")
     def duration(self, run: SyncRun) -> str:

@@ -1,4 +1,4 @@
-"""Prepare the embedded-defaults demo that ``make run`` starts: an admin account and data."""
+"""Prepare the embedded-defaults demo that ``make run`` starts: accounts and data."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from patients.matching import match_all
-from patients.services import import_patient_files
+from patients.services import default_site, import_patient_files
 from trials import services
 from trials.criteria import refresh_stale_criteria
 from trials.models import SyncRun
@@ -20,13 +20,15 @@ DEMO_PATIENTS = [
     *sorted((FHIR_DATA / "examples").glob("EX*.json")),
     FHIR_DATA / "demo",
 ]
+# The demo site coordinator: sees the demo patients (imported to the default site) only.
+DEMO_COORDINATOR = "coordinator"
 
 
 class Command(BaseCommand):
     help = (
-        "Create the demo admin account (once), load trials (live from ClinicalTrials.gov when "
-        "it answers within a few seconds, else the bundled snapshot) and the demo patients, "
-        "and print how to log in."
+        "Create the demo accounts (once): a superuser and a coordinator of the demo site. Load "
+        "trials (live from ClinicalTrials.gov when it answers within a few seconds, else the "
+        "bundled snapshot) and the demo patients, and print how to log in."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -36,13 +38,23 @@ class Command(BaseCommand):
         parser.add_argument("--offline", action="store_true", help="Do not try the live registry.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        password_file = settings.VAR_DIR / "admin-password.txt"
+        admin_password = settings.VAR_DIR / "admin-password.txt"
+        coordinator_password = settings.VAR_DIR / "coordinator-password.txt"
         call_command(
             "create_coordinator",
             "admin",
             superuser=True,
             if_missing=True,
-            password_file=password_file,
+            password_file=admin_password,
+            stdout=self.stdout,
+        )
+        site = default_site()
+        call_command(
+            "create_coordinator",
+            DEMO_COORDINATOR,
+            site=[site.code],
+            if_missing=True,
+            password_file=coordinator_password,
             stdout=self.stdout,
         )
         self._load_trials(offline=options["offline"])
@@ -51,12 +63,14 @@ class Command(BaseCommand):
         self.stdout.write(f"Eligibility criteria read for {read} trial(s).")
         self._load_patients()
         self.stdout.write(f"Matches: {match_all().summary()}.")
-        password = password_file.read_text().strip() if password_file.exists() else "(set by you)"
         base = options["url"].rstrip("/")
         self.stdout.write(
             self.style.SUCCESS(
-                f"\nCoordinator admin: {base}/admin/  user: admin  password: {password}\n"
-                f"Health:            {base}/healthz\n"
+                f"\nSuperuser (all sites): {base}/admin/  user: admin  "
+                f"password: {_password(admin_password)}\n"
+                f"Site coordinator:      {base}/admin/  user: {DEMO_COORDINATOR}  "
+                f"password: {_password(coordinator_password)}  (site {site.code!r})\n"
+                f"Health:                {base}/healthz\n"
             )
         )
 
@@ -89,3 +103,8 @@ class Command(BaseCommand):
             self.stdout.write(f"A sync is already running ({exc}); using what is held.")
             return
         self.stdout.write(run.summary())
+
+
+def _password(password_file: Path) -> str:
+    """The generated password, or a hint when the account predates the file."""
+    return password_file.read_text().strip() if password_file.exists() else "(set by you)"

@@ -7,9 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from patients.access import COORDINATOR_GROUP, SITE_ADMIN_GROUP
+from patients.models import Site
+from patients.roles import ensure_groups
 
 
 class Command(BaseCommand):
@@ -23,6 +29,18 @@ class Command(BaseCommand):
         parser.add_argument("--email", default="")
         parser.add_argument(
             "--superuser", action="store_true", help="Give every permission on every site."
+        )
+        parser.add_argument(
+            "--site",
+            action="append",
+            default=[],
+            metavar="CODE",
+            help="A site whose patients the coordinator looks after (repeat for several).",
+        )
+        parser.add_argument(
+            "--site-admin",
+            action="store_true",
+            help="Also add and remove patients, manage site members and start syncs.",
         )
         parser.add_argument(
             "--if-missing",
@@ -44,12 +62,29 @@ class Command(BaseCommand):
                 return
             raise CommandError(f"Account {username!r} already exists.")
 
+        sites = list(Site.objects.filter(code__in=options["site"]))
+        missing = sorted(set(options["site"]) - {site.code for site in sites})
+        if missing:
+            known = ", ".join(Site.objects.values_list("code", flat=True)) or "none yet"
+            raise CommandError(f"No site with code {', '.join(missing)} (known: {known}).")
+        if not sites and not options["superuser"]:
+            self.stderr.write(
+                "Note: the account belongs to no site yet, so it sees no patients; "
+                "add it to sites under Hospital sites, or rerun with --site CODE."
+            )
         user = user_model(username=username, email=options["email"], is_staff=True)
         user.is_superuser = options["superuser"]
         password = self._password(user, options["password_file"])
         user.set_password(password)
-        user.save()
-        self.stdout.write(self.style.SUCCESS(f"Created coordinator account {username!r}."))
+        with transaction.atomic():
+            user.save()
+            role = SITE_ADMIN_GROUP if options["site_admin"] else COORDINATOR_GROUP
+            ensure_groups()
+            user.groups.add(Group.objects.get(name=role))
+            for site in sites:
+                site.coordinators.add(user)
+        where = f" for {', '.join(site.code for site in sites)}" if sites else ""
+        self.stdout.write(self.style.SUCCESS(f"Created {role} account {username!r}{where}."))
 
     def _password(self, user: Any, password_file: Path | None) -> str:
         if password_file is None and sys.stdin.isatty():

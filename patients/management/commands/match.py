@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from patients import matching
 from patients.models import Patient
+from patients.notify import send_flag_digests
 from trials.models import Trial
 
 
@@ -71,6 +72,18 @@ class Command(BaseCommand):
             if bar is not None:
                 bar.close()
         self.stdout.write(self.style.SUCCESS(run.summary().capitalize() + "."))
+        if not options["patient"] and trial_ids is None:
+            # A full re-match, as after the nightly sync: the coordinators hear of the flags.
+            try:
+                sent = send_flag_digests()
+            except OSError as exc:  # SMTP refused or unreachable: the matches are stored
+                self.stderr.write(
+                    f"Flag digests not sent ({type(exc).__name__}: {exc}); they go out with "
+                    "the next digest."
+                )
+            else:
+                if sent:
+                    self.stdout.write(f"Flag digests sent: {sent} email(s).")
 
     def _queue(self, patient_ids: list[int], trial_ids: list[int] | None, everyone: bool) -> None:
         from celery.result import AsyncResult

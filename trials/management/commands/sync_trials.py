@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from celery import current_app
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from tqdm import tqdm
@@ -100,6 +101,7 @@ class Command(BaseCommand):
             if read:
                 self.stdout.write(f"Eligibility criteria read for {read} trial(s).")
             self._match_changed_trials(options["no_progress"])
+            self._send_flag_digests()
         summary = run.summary().capitalize()
         if run.status == SyncRun.Status.FAILED:
             raise CommandError(f"{summary}. {run.message}")
@@ -125,6 +127,26 @@ class Command(BaseCommand):
         for _, summary in responses:
             if summary:
                 self.stdout.write(summary)
+
+    def _send_flag_digests(self) -> None:
+        """The coordinators' digests of the flags the re-match raised, changed or cleared.
+
+        The patients app's task, run here in this process; found by name, as the nightly sync
+        task names the re-match (``trials`` imports none of the apps built on it).
+        """
+        task = current_app.tasks.get("patients.tasks.send_flag_digests_task")
+        if task is None:
+            return
+        try:
+            sent = task()
+        except OSError as exc:  # SMTP refused or unreachable: the sync itself is done
+            self.stderr.write(
+                f"Flag digests not sent ({type(exc).__name__}: {exc}); they go out with the "
+                "next digest."
+            )
+            return
+        if sent:
+            self.stdout.write(f"Flag digests sent: {sent} email(s).")
 
 
 def _date(text: str) -> datetime.date:
