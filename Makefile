@@ -33,9 +33,20 @@ test: export DEBUG ?= 1
 test: check browser
 	CHROMIUM_PATH="$${CHROMIUM_PATH:-$$(command -v chromium)}" $(BIN)/pytest $(PYTEST_ARGS)
 
+AXE_DIR := tests/browser
+
 ## browser: Debian's Chromium for the browser tests, installed with apt-get when missing
-## (as root, or through password-less sudo); CHROMIUM_PATH names another build instead
+## (as root, or through password-less sudo); CHROMIUM_PATH names another build instead.
+## Also axe-core (the accessibility checks), pinned in tests/browser/package-lock.json and
+## installed with `npm ci` when it is missing or older than the lock file
 browser:
+	@if [ ! -f $(AXE_DIR)/node_modules/axe-core/axe.min.js ] \
+		|| [ $(AXE_DIR)/package-lock.json -nt $(AXE_DIR)/node_modules/.package-lock.json ]; then \
+		command -v npm >/dev/null 2>&1 || { echo "The browser tests need axe-core from npm:" \
+			"install Node.js and npm ('apt-get install nodejs npm')" >&2; exit 1; }; \
+		echo "axe-core is missing or out of date: npm ci --prefix $(AXE_DIR)"; \
+		npm ci --prefix $(AXE_DIR) --no-audit --no-fund; \
+	fi
 	@if [ -n "$${CHROMIUM_PATH:-}" ]; then \
 		[ -x "$$CHROMIUM_PATH" ] || { echo "CHROMIUM_PATH=$$CHROMIUM_PATH is not an executable" >&2; exit 1; }; \
 	elif command -v chromium >/dev/null 2>&1; then \

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
     "axes",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "csp",
     "trials",
     "patients",
 ]
@@ -64,6 +66,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every page (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -189,6 +193,35 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", defa
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Cookies go with top-level navigations from other sites (links) but not with their forms.
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# How many reverse proxies in front of the service append the address they saw to
+# X-Forwarded-For. 0 (default): REMOTE_ADDR is the visitor's address and the header is
+# ignored; 1: the last entry (the one the proxy added) is used; entries left of it are the
+# client's own claim and never trusted. Used by the pre-screening form's per-address limit.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+# Largest request body Django reads into memory (form fields, not file uploads). The admin's
+# forms (trial texts, curation) stay far below it; the public form has a much lower limit of
+# its own (PRESCREEN_MAX_BODY_BYTES).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+
+# Content Security Policy (django-csp): scripts, styles and images from this server only, no
+# inline scripts or styles, no plugins, never framed, forms post here only. The admin (Django
+# 5.2) loads all its scripts and styles from files and works under it unchanged; our own
+# templates and format_html() output must use classes and stylesheets, never style="...".
+CONTENT_SECURITY_POLICY: dict[str, Any] = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [SELF],
+        "object-src": [NONE],
+    },
+}
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
@@ -317,3 +350,35 @@ if set(NOTIFY_PHI_FIELDS) - {"mrn", "name", "age"}:
         "NOTIFY_PHI_FIELDS may name only mrn, name and age, got "
         f"{', '.join(sorted(set(NOTIFY_PHI_FIELDS) - {'mrn', 'name', 'age'}))}"
     )
+
+# --- Public pre-screening form (/prescreen/) ---------------------------------------------------
+# A form is accepted for this long after it was shown, and no sooner than this after (a person
+# needs a few seconds to answer; a bot does not).
+PRESCREEN_FORM_MAX_AGE_SECONDS = env.int("PRESCREEN_FORM_MAX_AGE_SECONDS", default=2 * 3600)
+PRESCREEN_MIN_FILL_SECONDS = env.float("PRESCREEN_MIN_FILL_SECONDS", default=3.0)
+# Submissions (every POST, valid or not) allowed per visitor address and per browser session,
+# as "count/unit" (unit s, m, h or d; "5/10m" is 5 per 10 minutes; empty: no limit). Counted
+# in the cache named by PRESCREEN_RATE_CACHE: with several web processes that cache must be
+# shared (Redis, CACHE_URL), or each process counts on its own.
+PRESCREEN_RATE_PER_IP = env.str("PRESCREEN_RATE_PER_IP", default="60/h")
+PRESCREEN_RATE_PER_SESSION = env.str("PRESCREEN_RATE_PER_SESSION", default="40/h")
+PRESCREEN_RATE_CACHE = "default"
+# Largest submission accepted (bytes); larger ones get a 413 page before they are read.
+PRESCREEN_MAX_BODY_BYTES = env.int("PRESCREEN_MAX_BODY_BYTES", default=16 * 1024)
+if PRESCREEN_MAX_BODY_BYTES > DATA_UPLOAD_MAX_MEMORY_SIZE:
+    raise ImproperlyConfigured(
+        "PRESCREEN_MAX_BODY_BYTES must not exceed DATA_UPLOAD_MAX_MEMORY_SIZE."
+    )
+
+# --- Public pre-screening form (/prescreen/) --------------------------------------------------
+# How long a visitor's results page stays reachable (its address holds a random token bound to
+# the visitor's session).
+PRESCREEN_RESULT_TTL_SECONDS = env.int("PRESCREEN_RESULT_TTL_SECONDS", default=3600)
+# What is kept of visitors who do not ask to be contacted: "counts" (daily numbers of started,
+# completed and referred forms, no answers) or "none".
+PRESCREEN_KEEP_ANONYMOUS = env.str("PRESCREEN_KEEP_ANONYMOUS", default="counts")
+if PRESCREEN_KEEP_ANONYMOUS not in ("counts", "none"):
+    raise ImproperlyConfigured('PRESCREEN_KEEP_ANONYMOUS must be "counts" or "none".')
+# The privacy notice: whom to write to withdraw, and how long referrals are kept.
+PRESCREEN_PRIVACY_CONTACT = env.str("PRESCREEN_PRIVACY_CONTACT", default=DEFAULT_FROM_EMAIL)
+PRESCREEN_RETENTION_TEXT = env.str("PRESCREEN_RETENTION_TEXT", default="12 months")

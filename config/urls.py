@@ -4,8 +4,9 @@
 """
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("prescreen/", include("patients.prescreen.urls")),
 ]

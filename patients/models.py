@@ -751,3 +751,20 @@ class FlagEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} flag {self.patient_id} x {self.trial_id}"
+
+
+class PrescreenDailyCount(models.Model):
+    """How many visitors started, completed and were referred from the public pre-screening
+    form on a day: counts only, never an answer (``PRESCREEN_KEEP_ANONYMOUS = "counts"``)."""
+
+    day = models.DateField(unique=True)
+    started = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    referred = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name = "pre-screening daily count"
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.started} started, {self.completed} completed"

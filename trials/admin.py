@@ -292,7 +292,7 @@ class TrialAdmin(admin.ModelAdmin):
     @admin.display(description="record as received")
     def raw_record(self, trial: Trial) -> str:
         return format_html(
-            '<pre style="max-height:30em;overflow:auto">{}</pre>',
+            '<pre class="raw-record">{}</pre>',
             json.dumps(trial.raw, indent=2, ensure_ascii=False),
         )
 

@@ -1,0 +1,350 @@
+"""Safety of the public pre-screening form: bots, floods, oversized bodies and caching.
+
+* ``new_form_token()`` / ``check_submission(request)``: the form carries a signed timestamp
+  (``FORM_TOKEN_FIELD``) and an empty honeypot field (``HONEYPOT_FIELD``); a submission is
+  refused when the honeypot is filled in, the token was tampered with, the form is older than
+  ``PRESCREEN_FORM_MAX_AGE_SECONDS`` or was sent sooner than ``PRESCREEN_MIN_FILL_SECONDS``
+  after it was shown (no person answers that fast). This replaces a third-party CAPTCHA.
+* ``@rate_limited``: every POST (valid or not, CSRF failures included) counts against a
+  per-address and a per-session limit (``PRESCREEN_RATE_PER_IP``, ``PRESCREEN_RATE_PER_SESSION``,
+  "N/s|m|h|d") kept in the cache in fixed windows; over a limit the visitor gets a kind 429 page
+  with ``Retry-After``. It also refuses bodies over ``PRESCREEN_MAX_BODY_BYTES`` (413) and then
+  checks CSRF itself, so that the count and the size check come first.
+* ``@body_limit(max_bytes)``: the size check alone.
+* ``@private_page``: responses that are never cached, indexed, or sent on as a referrer.
+
+Nothing here logs what a visitor submitted or their address. Addresses and session keys are
+stored only as keyed hashes (HMAC with ``SECRET_KEY``) inside cache keys.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.core.cache import caches
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import render
+from django.utils.crypto import salted_hmac
+from django.views.decorators.csrf import csrf_protect
+
+logger = logging.getLogger(__name__)
+
+FORM_TOKEN_FIELD = "form_token"  # noqa: S105 - a field name, not a secret
+HONEYPOT_FIELD = "website"
+TOKEN_SALT = "prescreen-form"  # noqa: S105 - a namespace; the key is SECRET_KEY
+
+DEFAULT_FORM_MAX_AGE_SECONDS = 2 * 3600
+DEFAULT_MIN_FILL_SECONDS = 3
+DEFAULT_RATE_PER_IP = "60/h"
+DEFAULT_RATE_PER_SESSION = "40/h"
+DEFAULT_MAX_BODY_BYTES = 16 * 1024
+
+# What the visitor reads when a submission is refused (shown above the form).
+MESSAGE_HONEYPOT = "The form could not be sent. Please check your answers and send it again."
+MESSAGE_UNCHECKED = (
+    "The form could not be checked. Please reload the page, check your answers and send again."
+)
+MESSAGE_EXPIRED = "The form expired, please check your answers and send again."
+MESSAGE_TOO_FAST = (
+    "The form was sent very quickly, so we could not be sure a person sent it. "
+    "Please check your answers and send again."
+)
+
+# Longer than any token new_form_token() makes; a longer value is not even looked at.
+_MAX_TOKEN_LENGTH = 200
+_SESSION_MARK = "prescreen_rate"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+View = Callable[..., HttpResponseBase]
+
+
+# --- the form token and the honeypot ----------------------------------------------------------
+
+
+def _signer() -> signing.TimestampSigner:
+    return signing.TimestampSigner(salt=TOKEN_SALT)
+
+
+def new_form_token() -> str:
+    """A signed timestamp of now, for the form's hidden ``FORM_TOKEN_FIELD``."""
+    return _signer().sign("f")
+
+
+def _issued_at(token: str) -> float | None:
+    """When the token was made (epoch seconds), or None when it is not one of ours."""
+    if not token or len(token) > _MAX_TOKEN_LENGTH:
+        return None
+    signer = _signer()
+    try:
+        # The base Signer checks the signature and returns "value:timestamp"; the timestamp
+        # is needed for the minimum fill time, which TimestampSigner.unsign does not expose.
+        signed = signing.Signer.unsign(signer, token)
+        _value, encoded = signed.rsplit(signer.sep, 1)
+        return float(signing.b62_decode(encoded))
+    except (signing.BadSignature, ValueError):
+        return None
+
+
+def check_submission(request: HttpRequest) -> str | None:
+    """None when the POSTed form passes the bot checks, else a short message for the visitor.
+
+    Logs the kind of refusal only, never the values sent.
+    """
+    if request.POST.get(HONEYPOT_FIELD, "").strip():
+        return _refused("honeypot", MESSAGE_HONEYPOT)
+    issued = _issued_at(request.POST.get(FORM_TOKEN_FIELD, ""))
+    if issued is None:
+        return _refused("token", MESSAGE_UNCHECKED)
+    age = time.time() - issued
+    max_age = getattr(settings, "PRESCREEN_FORM_MAX_AGE_SECONDS", DEFAULT_FORM_MAX_AGE_SECONDS)
+    if age > max_age:
+        return _refused("expired", MESSAGE_EXPIRED)
+    min_fill = getattr(settings, "PRESCREEN_MIN_FILL_SECONDS", DEFAULT_MIN_FILL_SECONDS)
+    if age < min_fill:
+        return _refused("too fast", MESSAGE_TOO_FAST)
+    return None
+
+
+def _refused(kind: str, message: str) -> str:
+    logger.info("pre-screening submission refused: %s", kind)
+    return message
+
+
+# --- rate limits ------------------------------------------------------------------------------
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class Rate:
+    limit: int
+    window: int  # seconds
+
+
+def parse_rate(text: str) -> Rate | None:
+    """``"30/h"`` -> 30 per 3600 s; ``"5/10m"`` -> 5 per 600 s; ``""`` -> None (no limit)."""
+    if not text or not text.strip():
+        return None
+    found = _RATE.match(text)
+    if not found:
+        raise ImproperlyConfigured(
+            f"A rate must look like 30/h (a count, '/', then s, m, h or d), got {text!r}"
+        )
+    count, multiple, unit = found.groups()
+    return Rate(int(count), int(multiple or 1) * _UNIT_SECONDS[unit])
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The visitor's address: ``REMOTE_ADDR``, or, when ``NUM_PROXIES`` reverse proxies are in
+    front (each appending the address it saw to ``X-Forwarded-For``), the entry the outermost
+    trusted proxy added. Entries further left are whatever the client claimed and are ignored,
+    so a visitor cannot pick the address they are counted under."""
+    remote = str(request.META.get("REMOTE_ADDR") or "")
+    proxies = int(getattr(settings, "NUM_PROXIES", 0) or 0)
+    if proxies > 0:
+        forwarded = [
+            part.strip()
+            for part in str(request.META.get("HTTP_X_FORWARDED_FOR") or "").split(",")
+            if part.strip()
+        ]
+        if len(forwarded) >= proxies:
+            remote = forwarded[-proxies]
+    return remote
+
+
+def _address_key(address: str) -> str:
+    """What an address is counted under: IPv6 by its /64 (one subscriber's range)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:100]
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
+
+
+def _hashed(purpose: str, value: str) -> str:
+    return salted_hmac(f"prescreen-rate-{purpose}", value).hexdigest()[:32]
+
+
+def _session_key(request: HttpRequest) -> str | None:
+    """The visitor's session key, starting a session (with a marker only) when there is none, so
+    that a browser keeping cookies is counted from its first POST on."""
+    session = getattr(request, "session", None)
+    if session is None:
+        return None
+    if session.session_key is None:
+        session[_SESSION_MARK] = True
+        session.save()
+    key = session.session_key
+    return str(key) if key else None
+
+
+def _count(name: str, identity: str, rate: Rate, now: float) -> int | None:
+    """Count one hit; the seconds until the window ends when the limit is passed, else None."""
+    cache = caches[getattr(settings, "PRESCREEN_RATE_CACHE", "default")]
+    start = int(now) - int(now) % rate.window
+    key = f"prescreen:rate:{name}:{rate.window}:{start}:{identity}"
+    timeout = rate.window + 60
+    cache.add(key, 0, timeout)
+    try:
+        hits = cache.incr(key)
+    except ValueError:  # expired (or evicted) between add and incr
+        cache.add(key, 1, timeout)
+        hits = 1
+    if hits > rate.limit:
+        return max(1, start + rate.window - int(now))
+    return None
+
+
+def _retry_after(request: HttpRequest) -> int | None:
+    """Count this request against both limits; seconds to wait when one is passed."""
+    now = time.time()
+    waits: list[int] = []
+    per_ip = parse_rate(getattr(settings, "PRESCREEN_RATE_PER_IP", DEFAULT_RATE_PER_IP))
+    per_session = parse_rate(
+        getattr(settings, "PRESCREEN_RATE_PER_SESSION", DEFAULT_RATE_PER_SESSION)
+    )
+    try:
+        if per_ip is not None:
+            address = _address_key(client_ip(request))
+            wait = _count("ip", _hashed("ip", address), per_ip, now)
+            if wait is not None:
+                waits.append(wait)
+        if per_session is not None:
+            session_key = _session_key(request)
+            if session_key is not None:
+                wait = _count("session", _hashed("session", session_key), per_session, now)
+                if wait is not None:
+                    waits.append(wait)
+    except Exception:  # noqa: BLE001 - a cache outage must not take the form down with it
+        logger.warning("pre-screening rate limit not checked: the cache is unavailable")
+        return None
+    return max(waits) if waits else None
+
+
+def _in_words(seconds: int) -> str:
+    if seconds < 90:
+        return "in a minute or two"
+    minutes = (seconds + 59) // 60
+    if minutes < 90:
+        return f"in about {minutes} minutes"
+    hours = round(minutes / 60)
+    return "in about an hour" if hours <= 1 else f"in about {hours} hours"
+
+
+def too_many_requests(request: HttpRequest, retry_after: int) -> HttpResponse:
+    """The kind 429 page, with ``Retry-After`` (seconds)."""
+    response = render(
+        request,
+        "prescreen/429.html",
+        {"retry_after": retry_after, "retry_in_words": _in_words(retry_after)},
+        status=429,
+    )
+    response["Retry-After"] = str(retry_after)
+    _make_private(response)
+    return response
+
+
+# --- body size --------------------------------------------------------------------------------
+
+
+def _max_body_bytes() -> int:
+    return int(getattr(settings, "PRESCREEN_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
+
+
+def _body_too_large(request: HttpRequest, max_bytes: int) -> bool:
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return True  # a length that is not a number is not a browser's
+    return length > max_bytes
+
+
+def too_large(request: HttpRequest, max_bytes: int) -> HttpResponse:
+    """The friendly 413 page."""
+    response = render(
+        request, "prescreen/413.html", {"max_kilobytes": max(1, max_bytes // 1024)}, status=413
+    )
+    _make_private(response)
+    return response
+
+
+def body_limit(max_bytes: int | None = None) -> Callable[[View], View]:
+    """Refuse request bodies over ``max_bytes`` (default ``PRESCREEN_MAX_BODY_BYTES``) with a
+    413 page, judged by ``Content-Length`` before anything reads the body."""
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            limit = _max_body_bytes() if max_bytes is None else max_bytes
+            if _body_too_large(request, limit):
+                return too_large(request, limit)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+# --- the view decorators ----------------------------------------------------------------------
+
+
+def rate_limited(view: View) -> View:
+    """Count every POST against the per-address and per-session limits (429 past them), refuse
+    oversized bodies (413), then check CSRF and run the view. GET is never limited.
+
+    The CSRF check moves inside (the view is marked ``csrf_exempt`` for the middleware and
+    wrapped in ``csrf_protect``) so that POSTs failing it count too and the size is checked
+    before the body is read. Apply it to a function view, or to the ``as_view()`` result.
+    """
+    protected = csrf_protect(view)
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.method not in _SAFE_METHODS:
+            wait = _retry_after(request)
+            if wait is not None:
+                return too_many_requests(request, wait)
+            limit = _max_body_bytes()
+            if _body_too_large(request, limit):
+                return too_large(request, limit)
+        return protected(request, *args, **kwargs)
+
+    wrapped.csrf_exempt = True  # type: ignore[attr-defined]
+    return wrapped
+
+
+def _make_private(response: HttpResponseBase) -> None:
+    response["Cache-Control"] = "no-store, private"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    # Never to other sites (the results address holds the visitor's token), but kept on our
+    # own: with "no-referrer" browsers send "Origin: null" on the form posts and the CSRF
+    # origin check refuses every one.
+    response["Referrer-Policy"] = "same-origin"
+
+
+def private_page(view: View) -> View:
+    """Responses never stored by a cache, never indexed, never sent to another site as a
+    referrer."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        response = view(request, *args, **kwargs)
+        _make_private(response)
+        return response
+
+    return wrapped

@@ -1,0 +1,145 @@
+"""A visitor's request to be contacted, with consent: the referral it writes.
+
+``create_referral`` stores the visitor as a patient of the site nearest to them (source "web
+form", external id ``WEB-<reference code>``), with the facts their answers give, computes
+and stores their matches, audits the consent, and tells that site's coordinators that a
+referral arrived: the email carries the reference code and a link, never a name or a health
+fact. Nothing here logs personal data.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from patients import matching
+from patients.audit import record_access
+from patients.models import Patient, PrescreenDailyCount, Site, Source
+from patients.prescreen.questions import Answers, place, profile_from_answers
+from patients.services import default_site, patient_upsert
+from trials.eligibility.geo import Place, haversine_km
+
+logger = logging.getLogger(__name__)
+
+# No 0/O, 1/I/L: a code read out on the phone is not misheard.
+REFERENCE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+REFERENCE_LENGTH = 8
+EXTERNAL_ID_PREFIX = "WEB-"
+CONSENT_PURPOSE = "web referral consent"
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str
+    email: str
+    phone: str
+    preferred_contact_time: str
+
+
+def new_reference_code() -> str:
+    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+
+
+def nearest_site(where: Place | None) -> Site:
+    """The site nearest to the visitor; the default site when either side has no location."""
+    if where is not None:
+        located = (
+            Site.objects.filter(latitude__isnull=False, longitude__isnull=False)
+            .order_by("pk")
+            .values_list("pk", "latitude", "longitude")
+        )
+        best: tuple[float, int] | None = None
+        for pk, latitude, longitude in located:
+            if latitude is None or longitude is None:
+                continue
+            km = haversine_km(where.latitude, where.longitude, latitude, longitude)
+            if best is None or km < best[0]:
+                best = (km, pk)
+        if best is not None:
+            return Site.objects.get(pk=best[1])
+    return default_site()
+
+
+def create_referral(answers: Answers, contact: Contact, *, today: datetime.date) -> str:
+    """Store the referral and notify the site's coordinators; returns the reference code."""
+    site = nearest_site(place(answers))
+    for _ in range(5):
+        code = new_reference_code()
+        external_id = EXTERNAL_ID_PREFIX + code
+        if not Patient.objects.filter(external_id=external_id).exists():
+            break
+    profile = profile_from_answers(answers, external_id=external_id, today=today)
+    profile.given_name = contact.name
+    profile.email = contact.email
+    profile.phone = contact.phone
+    profile.preferred_contact_time = contact.preferred_contact_time
+    profile.contact_consent_at = timezone.now()
+    with transaction.atomic():
+        result = patient_upsert(profile, source=Source.WEB_FORM, site=site)
+        patient = result.patient
+        assert patient is not None
+        record_access([patient], purpose=CONSENT_PURPOSE)
+    matching.match_patients([patient.pk])
+    count("referred")
+    notify_coordinators(site, patient, code)
+    return code
+
+
+def notify_coordinators(site: Site, patient: Patient, code: str) -> int:
+    """One email to the site's coordinators: the reference code and a link, nothing else."""
+    recipients = sorted(
+        {user.email for user in site.coordinators.filter(is_active=True) if user.email}
+    )
+    if not recipients:
+        logger.warning("web referral %s: site %s has no coordinator email", code, site.code)
+        return 0
+    link = settings.SITE_URL.rstrip("/") + reverse(
+        "admin:patients_patient_change", args=[patient.pk]
+    )
+    body = (
+        "A new referral arrived through the public pre-screening form.\n\n"
+        f"Reference code: {EXTERNAL_ID_PREFIX}{code}\n"
+        f"Site: {site.name}\n"
+        f"Open it in the workspace (sign-in needed): {link}\n\n"
+        "The person agreed to be contacted. Their details and answers are in the workspace "
+        "only; this email carries none of them on purpose.\n"
+    )
+    try:
+        return send_mail(
+            f"New web referral {EXTERNAL_ID_PREFIX}{code}",
+            body,
+            settings.DEFAULT_FROM_EMAIL,
+            recipients,
+        )
+    except Exception:  # the referral is stored; the queue shows it even without the email
+        logger.exception("web referral %s: the coordinator email could not be sent", code)
+        return 0
+
+
+def keep_counts() -> bool:
+    return getattr(settings, "PRESCREEN_KEEP_ANONYMOUS", "counts") == "counts"
+
+
+def count(what: str) -> None:
+    """Add one to today's count of ``what`` (started, completed, referred), when counts are
+    kept (``PRESCREEN_KEEP_ANONYMOUS``). Never an answer, never who."""
+    if not keep_counts():
+        return
+    day = timezone.localdate()
+    counts = PrescreenDailyCount.objects.filter(day=day)
+    if counts.update(**{what: F(what) + 1}):
+        return
+    try:
+        with transaction.atomic():
+            PrescreenDailyCount.objects.create(day=day, **{what: 1})
+    except IntegrityError:  # another request created the day's row first
+        counts.update(**{what: F(what) + 1})
