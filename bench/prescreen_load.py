@@ -7,7 +7,9 @@ to the results page, over real HTTP against gunicorn (2 workers, production sett
 trials read and matched, 10,000 patients), or any database holding trials. Each client
 loops: the intro page, then each step (GET, then POST with its answers), then the results;
 "submit to results" is the last step's POST plus the results page it redirects to: the time
-a visitor waits after pressing "See my results". Rate limits are lifted and the minimum fill
+a visitor waits after pressing "See my results". ``--think`` is the time a visitor spends on
+each step (0: every client sends its next request as soon as the last answer arrives, the
+most load the clients can make). Rate limits are lifted and the minimum fill
 time set to 0 for the run (one address, machine speed).
 
 Target (issue #8): submit-to-results p95 under 500 ms at 50 concurrent clients, zero errors.
@@ -16,6 +18,7 @@ Target (issue #8): submit-to-results p95 under 500 ms at 50 concurrent clients, 
 from __future__ import annotations
 
 import argparse
+import random
 import re
 import shutil
 import statistics
@@ -43,8 +46,9 @@ class Visitor:
     """One browser: its own cookies, sent by hand (the app runs with secure cookies and trusts
     X-Forwarded-Proto, as behind its TLS proxy)."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, think: float = 0.0) -> None:
         self.base = base
+        self.think = think
         self.cookies: dict[str, str] = {}
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -69,6 +73,9 @@ class Visitor:
             page = check(self.request("GET", f"/prescreen/step/{number}/"), 200)
             tokens = dict(TOKEN.findall(page.text))
             data = {**answers, **tokens, "website": ""}
+            # Reading and answering: people differ, so visitors drift apart instead of
+            # arriving in lockstep waves.
+            time.sleep(self.think * random.uniform(0.5, 1.5))
             started = time.perf_counter()
             posted = check(self.request("POST", f"/prescreen/step/{number}/", data=data), 302)
             if number == len(ANSWERS):
@@ -89,6 +96,12 @@ def main() -> None:
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="Seconds each visitor spends on a step before sending it (0: back to back).",
+    )
     options = parser.parse_args()
 
     database_url = options.postgres.rsplit("/", 1)[0] + f"/{options.reuse}"
@@ -116,7 +129,8 @@ def main() -> None:
         deadline = time.monotonic() + options.seconds
 
         def client() -> None:
-            visitor = Visitor(base)
+            visitor = Visitor(base, options.think)
+            time.sleep(random.uniform(0, options.think))  # visitors arrive over time
             while time.monotonic() < deadline:
                 try:
                     waited = visitor.walk()
@@ -144,7 +158,8 @@ def main() -> None:
         sys.exit(f"no visit completed; first errors: {errors[:3]}")
     p95 = timings[max(0, round(0.95 * len(timings)) - 1)]
     print(
-        f"{options.clients} clients for {elapsed:.0f} s: {len(timings)} visits completed "
+        f"{options.clients} clients, {options.think:g} s on each step, for {elapsed:.0f} s: "
+        f"{len(timings)} visits completed "
         f"({len(timings) * 12 / elapsed:.1f} requests/s), {len(errors)} errors"
     )
     print(

@@ -234,6 +234,9 @@ def thanks(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "prescreen/thanks.html", {"reference": "WEB-" + held["reference"]})
 
 
+RESULTS_SHOWN = 20
+
+
 def _render_results(
     request: HttpRequest,
     token: str,
@@ -242,6 +245,9 @@ def _render_results(
     refusal: str | None,
 ) -> HttpResponse:
     found = trial_results(held["answers"])
+    # The best RESULTS_SHOWN first (a phone screen, an anxious reader); the rest one link away.
+    show_all = request.GET.get("all") == "1"
+    shown = found.listed if show_all else found.listed[:RESULTS_SHOWN]
     questions = form.questions()
     errors = form.error_summary()
     return render(
@@ -249,6 +255,8 @@ def _render_results(
         "prescreen/results.html",
         {
             "results": found,
+            "shown": shown,
+            "more": len(found.listed) - len(shown),
             "told": summary(held["answers"]),
             "form": form,
             "questions": questions,

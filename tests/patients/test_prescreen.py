@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from patients import matching
 from patients.models import Match, Patient, PrescreenDailyCount, Site, Source
-from patients.prescreen import guard, questions
+from patients.prescreen import guard, questions, views
 from patients.prescreen.questions import UNKNOWN, facts_from_answers, profile_from_answers
 from patients.prescreen.referral import REFERENCE_ALPHABET
 from tests.fakes.ctgov_server import load_recorded_studies, nct_id_of
@@ -637,3 +637,18 @@ def test_open_questions_are_said_plainly(fact: str, sentence: str) -> None:
     from patients.prescreen.views import open_question
 
     assert open_question(fact) == sentence
+
+
+def test_the_best_trials_come_first_and_the_rest_one_link_away(
+    client: Client, registry: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results_url = walk(client, ALL_UNKNOWN)
+    every = listed_trials(client.get(results_url, {"all": "1"}).content.decode())
+    assert len(every) > 2
+    monkeypatch.setattr(views, "RESULTS_SHOWN", 2)
+
+    html = client.get(results_url).content.decode()
+
+    assert listed_trials(html) == every[:2]
+    assert f"Show all {len(every)} trials" in html
+    assert f'href="{results_url}?all=1"' in html
