@@ -70,6 +70,7 @@ class Command(BaseCommand):
                 f"password: {_password(admin_password)}\n"
                 f"Site coordinator:      {base}/admin/  user: {DEMO_COORDINATOR}  "
                 f"password: {_password(coordinator_password)}  (site {site.code!r})\n"
+                f"Public form:           {base}/prescreen/\n"
                 f"Health:                {base}/healthz\n"
             )
         )
