@@ -53,6 +53,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_results",
     "auditlog",
     "axes",
@@ -330,11 +333,61 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
 # The audit trail keeps IP addresses (who read patient data from where); it never logs to files.
 AUDITLOG_DISABLE_REMOTE_ADDR = False
 
+# --- REST API (/api/v1/, schema at /api/schema/, docs at /api/docs/) ---------------------------
+# Systems authenticate with "Authorization: Token <key>" (manage.py create_api_token; stored
+# hashed, revocable), browsers with their admin session. Everything but the schema and its
+# docs requires authentication. Rates are "count/unit" (unit second, minute, hour or day),
+# counted per token (or user) and per client address for callers without credentials, in the
+# "default" cache: with several web processes that cache must be shared (Redis, CACHE_URL).
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First, so that a request without credentials gets 401 with WWW-Authenticate: Token.
+        "config.api_auth.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "config.api_platform.ApiPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "config.api_auth.TokenOrUserRateThrottle",
+        "config.api_auth.AnonIPRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env.str("API_RATE_PER_TOKEN", default="1000/hour") or None,
+        "anon": env.str("API_RATE_PER_IP", default="100/hour") or None,
+    },
+    # 0: REMOTE_ADDR (X-Forwarded-For ignored), as for the pre-screening form's limit.
+    "NUM_PROXIES": NUM_PROXIES,
+    "EXCEPTION_HANDLER": "config.api_platform.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS: dict[str, Any] = {
+    "TITLE": "Trial matching API",
+    "DESCRIPTION": "Gastric-cancer trials, patients, matches and registry syncs for hospital "
+    'systems. Authenticate with the header "Authorization: Token <key>".',
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets sharing a field name ("status", "kind") get names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "TrialStatusEnum": "trials.models.Trial.Status",
+        "SyncRunStatusEnum": "trials.models.SyncRun.Status",
+        "SyncRunModeEnum": "trials.models.SyncRun.Mode",
+        "CriterionKindEnum": "trials.models.Criterion.Kind",
+    },
+    # Swagger UI and Redoc from this server's static files (drf-spectacular-sidecar), no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Notifications ----------------------------------------------------------------------------

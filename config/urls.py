@@ -9,4 +9,5 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("prescreen/", include("patients.prescreen.urls")),
+    path("api/", include("config.api_urls")),
 ]

@@ -768,3 +768,52 @@ class PrescreenDailyCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day}: {self.started} started, {self.completed} completed"
+
+
+class ApiToken(models.Model):
+    """A REST API key of a hospital system, acting as ``user``.
+
+    The key is shown once, when it is created; only its SHA-256 is stored (``key_hash``), with
+    its first characters (``prefix``) to tell keys apart. A revoked key is refused at once.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, help_text="What uses it, e.g. the EHR integration")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=12, db_index=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    KEY_PREFIX = "tm_"
+    PREFIX_LENGTH = 11  # "tm_" and 8 characters of the key
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user: object, name: str) -> tuple[ApiToken, str]:
+        """Create a token for ``user``; returns it with the key, which is never shown again."""
+        import secrets
+
+        key = cls.KEY_PREFIX + secrets.token_urlsafe(32)
+        token = cls.objects.create(
+            user=user, name=name, key_hash=cls.hash_key(key), prefix=key[: cls.PREFIX_LENGTH]
+        )
+        return token, key
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None

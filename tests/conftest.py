@@ -66,3 +66,11 @@ def default_queue_worker() -> Iterator[None]:
         shutdown_timeout=30,
     ):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Each test starts with an empty cache: API throttles and form rate limits count there."""
+    from django.core.cache import cache
+
+    cache.clear()
