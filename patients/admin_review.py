@@ -26,7 +26,6 @@ from django.core.paginator import Paginator
 from django.db.models import (
     Exists,
     F,
-    OuterRef,
     Q,
     QuerySet,
     Subquery,
@@ -101,10 +100,6 @@ def distance_text(km: float | None) -> str:
     if km is None:
         return "unknown"
     return f"{km:,.0f} km ({km_to_miles(km):,.0f} mi)"
-
-
-def _reviews_of_pair() -> QuerySet[Review]:
-    return Review.objects.filter(patient_id=OuterRef("patient_id"), trial_id=OuterRef("trial_id"))
 
 
 def _review_of_row(match: Match) -> Review | None:
@@ -183,9 +178,9 @@ class ReviewStatusFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Match]) -> QuerySet[Match]:
         value = self.value()
         if value == Status.NEW:  # no review yet, or one that never moved
-            return queryset.filter(~Exists(_reviews_of_pair().exclude(status=Status.NEW)))
+            return queryset.filter(~Exists(workflow.reviews_of_pair().exclude(status=Status.NEW)))
         if value in Status.values:
-            return queryset.filter(Exists(_reviews_of_pair().filter(status=value)))
+            return queryset.filter(Exists(workflow.reviews_of_pair().filter(status=value)))
         return queryset
 
 
@@ -197,10 +192,11 @@ class AssigneeFilter(admin.SimpleListFilter):
         return [("me", "Assigned to me"), ("nobody", "Unassigned")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Match]) -> QuerySet[Match]:
+        reviews = workflow.reviews_of_pair()
         if self.value() == "me":
-            return queryset.filter(Exists(_reviews_of_pair().filter(assignee=request.user.pk)))
+            return queryset.filter(Exists(reviews.filter(assignee=request.user.pk)))
         if self.value() == "nobody":
-            return queryset.filter(~Exists(_reviews_of_pair().filter(assignee__isnull=False)))
+            return queryset.filter(~Exists(reviews.filter(assignee__isnull=False)))
         return queryset
 
 
@@ -661,7 +657,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     # -- the queue -------------------------------------------------------------------------
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Match]:
-        reviews = _reviews_of_pair()
+        reviews = workflow.reviews_of_pair()
         queryset = (
             Match.objects.select_related("patient", "patient__site", "trial")
             .only(

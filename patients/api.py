@@ -21,7 +21,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -41,7 +41,16 @@ from patients.exports import profile_document
 from patients.facts import FACT_RELATIONS, patient_facts, with_facts
 from patients.fhir import BundleError, read_bundle
 from patients.match_exports import document as match_document
-from patients.models import FACT_MODELS, QUEUE_RANK, Match, Patient, Review, Site, Source
+from patients.models import (
+    FACT_MODELS,
+    MATCH_LIST_FIELDS,
+    QUEUE_RANK,
+    Match,
+    Patient,
+    Review,
+    Site,
+    Source,
+)
 from patients.profile import ProfileData
 from patients.profile_json import SECTIONS, ProfileFormatError, read_profile_json
 from patients.services import (
@@ -526,11 +535,7 @@ class MatchFilter(filters.FilterSet):
 
 
 def _review_of(field: str) -> Subquery:
-    return Subquery(
-        Review.objects.filter(
-            patient_id=OuterRef("patient_id"), trial_id=OuterRef("trial_id")
-        ).values(field)[:1]
-    )
+    return Subquery(workflow.reviews_of_pair().values(field)[:1])
 
 
 class MatchViewSet(viewsets.ReadOnlyModelViewSet[Match]):
@@ -552,16 +557,7 @@ class MatchViewSet(viewsets.ReadOnlyModelViewSet[Match]):
         return (
             queryset.select_related("patient__site", "trial")
             .only(
-                "patient_id",
-                "trial_id",
-                "verdict",
-                "score",
-                "flagged",
-                "flag_reason",
-                "distance_km",
-                "engine_version",
-                "patient_facts_at",
-                "trial_inputs_at",
+                *MATCH_LIST_FIELDS,
                 "patient__external_id",
                 "patient__facts_changed_at",
                 "patient__site__code",

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import OuterRef, QuerySet
 from django.utils import timezone
 
 from patients.models import Match, Patient, Review, ReviewNote, ReviewTransition
@@ -50,6 +51,12 @@ def review_for(patient: Patient | int, trial: Any) -> Review:
     trial_id = trial if isinstance(trial, int) else trial.pk
     review, _ = Review.objects.get_or_create(patient_id=patient_id, trial_id=trial_id)
     return review
+
+
+def reviews_of_pair() -> QuerySet[Review]:
+    """The review of the outer query's (patient_id, trial_id) pair, for subqueries over
+    matches: the queue's and the API's review columns and filters."""
+    return Review.objects.filter(patient_id=OuterRef("patient_id"), trial_id=OuterRef("trial_id"))
 
 
 def _current_match(review: Review) -> Match | None:
