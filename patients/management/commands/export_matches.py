@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
+from config.commands import write_export
 from patients import match_exports
 from patients.audit import record_access
 from patients.models import Match, Patient
@@ -45,20 +44,7 @@ class Command(BaseCommand):
             match_exports.iter_documents(match_exports.export_queryset(queryset))
         )
         write = match_exports.write_json if options["format"] == "json" else match_exports.write_csv
-        output: Path | None = options["output"]
-        if output is None:
-            self.stdout.ending = ""
-            try:
-                write(documents, self.stdout)  # type: ignore[arg-type]
-            except BrokenPipeError:
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return
-        try:
-            with output.open("w", encoding="utf-8", newline="") as stream:
-                count = write(documents, stream)
-        except OSError as exc:
-            raise CommandError(f"Cannot write {output}: {exc.strerror}") from None
-        self.stderr.write(f"Exported {count} match(es) to {output}.")
+        write_export(self, write, documents, options["output"], "match(es)")
 
     def _recorded(self, documents: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """Each patient whose matches are exported lands in the audit trail once."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
+from config.commands import write_export
 from patients import exports
 from patients.audit import record_access
 from patients.models import Patient
@@ -30,20 +29,7 @@ class Command(BaseCommand):
         patients = exports.export_queryset(queryset)
         write = exports.write_json if options["format"] == "json" else exports.write_csv
         documents = self._recorded(exports.iter_documents(patients))
-        output: Path | None = options["output"]
-        if output is None:
-            self.stdout.ending = ""
-            try:
-                write(documents, self.stdout)  # type: ignore[arg-type]
-            except BrokenPipeError:
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return
-        try:
-            with output.open("w", encoding="utf-8", newline="") as stream:
-                count = write(documents, stream)
-        except OSError as exc:
-            raise CommandError(f"Cannot write {output}: {exc.strerror}") from None
-        self.stderr.write(f"Exported {count} patient(s) to {output}.")
+        write_export(self, write, documents, options["output"], "patient(s)")
 
     def _recorded(self, documents: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """Each exported patient lands in the audit trail as read by this export."""

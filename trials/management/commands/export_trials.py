@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
+from config.commands import write_export
 from trials import exports
 
 
@@ -22,18 +21,4 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         write = exports.write_json if options["format"] == "json" else exports.write_csv
         rows = exports.iter_rows(exports.export_queryset())
-        output: Path | None = options["output"]
-        if output is None:
-            self.stdout.ending = ""  # the writers end their own lines
-            try:
-                write(rows, self.stdout)  # type: ignore[arg-type]
-            except BrokenPipeError:
-                # The reader (e.g. `head`) stopped early; that is not an error.
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return
-        try:
-            with output.open("w", encoding="utf-8", newline="") as stream:
-                count = write(rows, stream)
-        except OSError as exc:
-            raise CommandError(f"Cannot write {output}: {exc.strerror}") from None
-        self.stderr.write(f"Exported {count} trial(s) to {output}.")
+        write_export(self, write, rows, options["output"], "trial(s)")
