@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,8 +32,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import requests
-from common import DEFAULT_POSTGRES, PROJECT_DIR, PostgresDatabase, production_env, setup_django
+from common import (
+    DEFAULT_POSTGRES,
+    PROJECT_DIR,
+    HttpsClient,
+    PostgresDatabase,
+    p95,
+    production_env,
+    served,
+    setup_django,
+)
 from import_throughput import build_records_file
 from matching import _child as matching_child
 from matching import import_patients
@@ -127,19 +133,11 @@ def prepare(env: dict[str, str]) -> dict[str, Any]:
     return dict(json.loads(completed.stdout.splitlines()[-1]))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Browser:
-    """A signed-in session over plain HTTP to a production-settings app (secure cookies are
-    sent by hand; the app trusts X-Forwarded-Proto as it would behind its TLS proxy)."""
+class Browser(HttpsClient):
+    """A coordinator signed in through the admin's login form."""
 
     def __init__(self, base: str, username: str) -> None:
-        self.base = base
-        self.cookies: dict[str, str] = {}
+        super().__init__(base)
         login = self.get("/admin/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)
         if not token:
@@ -156,23 +154,6 @@ class Browser:
         if answer.status_code != 302:
             raise SystemExit(f"login as {username} failed: HTTP {answer.status_code}")
 
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {
-            "X-Forwarded-Proto": "https",
-            "Referer": f"https://{self.base.split('://', 1)[1]}/admin/",
-            "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
-        }
-        answer = requests.request(
-            method, self.base + path, headers=headers, allow_redirects=False, timeout=60, **kwargs
-        )
-        for cookie in answer.cookies:
-            if cookie.value:
-                self.cookies[cookie.name] = cookie.value
-        return answer
-
-    def get(self, path: str) -> requests.Response:
-        return self.request("GET", path)
-
 
 def time_page(browser: Browser, path: str, repeats: int) -> dict[str, float]:
     first = browser.get(path)
@@ -188,43 +169,9 @@ def time_page(browser: Browser, path: str, repeats: int) -> dict[str, float]:
     timings.sort()
     return {
         "p50": statistics.median(timings),
-        "p95": timings[max(0, round(0.95 * len(timings)) - 1)],
+        "p95": p95(timings),
         "max": timings[-1],
     }
-
-
-def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    """gunicorn as in production: static files collected (hashed names), served by whitenoise."""
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput"],
-        cwd=PROJECT_DIR,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "--workers=2",
-            f"--bind=127.0.0.1:{port}",
-            "--log-level=warning",
-        ],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    for _ in range(150):
-        try:
-            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-            return server
-        except requests.RequestException:
-            time.sleep(0.2)
-    server.terminate()
-    raise SystemExit("gunicorn did not start")
 
 
 def pages(prepared: dict[str, Any]) -> list[tuple[str, str]]:
@@ -261,14 +208,14 @@ def main() -> None:
 
     if options.reuse:
         database_url = options.postgres.rsplit("/", 1)[0] + f"/{options.reuse}"
-        env = production_env(database_url, SECURE_SSL_REDIRECT="0", USE_X_FORWARDED_PROTO="1")
+        env = production_env(database_url)
         prepared = prepare(env)
-        measure(env, prepared, options.requests)
+        measure(database_url, prepared, options.requests)
         return
 
     database = PostgresDatabase(options.postgres, keep=options.keep)
     with database as database_url, tempfile.TemporaryDirectory() as tmp:
-        env = production_env(database_url, SECURE_SSL_REDIRECT="0", USE_X_FORWARDED_PROTO="1")
+        env = production_env(database_url)
         records = Path(tmp) / "records.json"
         build_records_file(options.trials, records)
         setup = matching_child(["--child", "setup", str(records)], env)
@@ -285,20 +232,15 @@ def main() -> None:
         )
         print(f"matched in {time.perf_counter() - started:.0f} s")
         prepared = prepare(env)
-        measure(env, prepared, options.requests)
+        measure(database_url, prepared, options.requests)
 
 
-def measure(env: dict[str, str], prepared: dict[str, Any], repeats: int) -> None:
+def measure(database_url: str, prepared: dict[str, Any], repeats: int) -> None:
     print(
         f"{prepared['matches']:,} matches stored, {prepared['flagged']:,} flagged, "
         f"{prepared['reviews']:,} reviews"
     )
-    port = free_port()
-    static_root = tempfile.mkdtemp(prefix="bench-static-")
-    env = dict(env, STATIC_ROOT=static_root)
-    server = serve(env, port)
-    try:
-        base = f"http://127.0.0.1:{port}"
+    with served(database_url) as base:
         for username, who in (("bench-admin", "superuser"), ("bench-coord", "coordinator")):
             browser = Browser(base, username)
             for label, path in pages(prepared):
@@ -307,10 +249,6 @@ def measure(env: dict[str, str], prepared: dict[str, Any], repeats: int) -> None
                     f"{who:11} {label:22} p50 {figures['p50']:6.0f} ms  "
                     f"p95 {figures['p95']:6.0f} ms  max {figures['max']:6.0f} ms"
                 )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(static_root, ignore_errors=True)
 
 
 if __name__ == "__main__":

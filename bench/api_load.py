@@ -17,17 +17,14 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import requests
-from admin_queue import free_port, serve
-from common import DEFAULT_POSTGRES, PROJECT_DIR, production_env, setup_django
+from common import DEFAULT_POSTGRES, PROJECT_DIR, p95, production_env, served, setup_django
 
 
 def child_token() -> dict[str, object]:
@@ -86,7 +83,7 @@ def hammer(
         "requests": len(timings),
         "per_second": len(timings) / wall,
         "p50": statistics.median(timings) if timings else 0.0,
-        "p95": timings[max(0, round(0.95 * len(timings)) - 1)] if timings else 0.0,
+        "p95": p95(timings) if timings else 0.0,
         "max": timings[-1] if timings else 0.0,
         "errors": errors,
     }
@@ -107,28 +104,16 @@ def main() -> None:
         parser.error("--reuse NAME is required (a database from bench/admin_queue.py --keep)")
 
     database_url = options.postgres.rsplit("/", 1)[0] + f"/{options.reuse}"
-    static_root = tempfile.mkdtemp(prefix="bench-static-")
-    env = production_env(
-        database_url,
-        SECURE_SSL_REDIRECT="0",
-        USE_X_FORWARDED_PROTO="1",
-        STATIC_ROOT=static_root,
-        API_RATE_PER_TOKEN="",
-        API_RATE_PER_IP="",
-    )
     made = subprocess.run(
         [sys.executable, __file__, "--child"],
         cwd=PROJECT_DIR,
-        env=env,
+        env=production_env(database_url),
         capture_output=True,
         text=True,
         check=True,
     )
     prepared = json.loads(made.stdout.splitlines()[-1])
-    port = free_port()
-    server = serve(env, port)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with served(database_url, API_RATE_PER_TOKEN="", API_RATE_PER_IP="") as base:
         suites = {
             "GET /api/v1/trials/": ["/api/v1/trials/"],
             "GET /api/v1/patients/{id}/matches/": [
@@ -143,10 +128,6 @@ def main() -> None:
                 f"p50 {figures['p50']:5.0f} ms, p95 {figures['p95']:5.0f} ms, "
                 f"max {figures['max']:5.0f} ms, {figures['errors']} errors"
             )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(static_root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +82,105 @@ def setup_django() -> None:
     import django
 
     django.setup()
+
+
+# --- the app over real HTTP ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def served(database_url: str, **extra: str) -> Iterator[str]:
+    """gunicorn (2 workers) as in production on ``database_url``: static files collected
+    (hashed names) into a throwaway folder and served by whitenoise, HTTPS as behind a TLS
+    proxy (X-Forwarded-Proto trusted). Yields the base URL; stops the server afterwards."""
+    import requests
+
+    port = free_port()
+    static_root = tempfile.mkdtemp(prefix="bench-static-")
+    env = production_env(
+        database_url,
+        SECURE_SSL_REDIRECT="0",
+        USE_X_FORWARDED_PROTO="1",
+        STATIC_ROOT=static_root,
+        CSRF_TRUSTED_ORIGINS=f"https://127.0.0.1:{port}",
+        **extra,
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput"],
+        cwd=PROJECT_DIR,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "--workers=2",
+            f"--bind=127.0.0.1:{port}",
+            "--log-level=warning",
+        ],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                requests.get(f"{base}/healthz", timeout=5)
+                break
+            except requests.RequestException:
+                time.sleep(0.2)
+        else:
+            raise SystemExit("gunicorn did not start")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(static_root, ignore_errors=True)
+
+
+class HttpsClient:
+    """One browser against ``served``: its own cookies, sent by hand (the app sets secure
+    cookies and is reached over plain HTTP with X-Forwarded-Proto, as behind its proxy)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import requests
+
+        origin = f"https://{self.base.split('://', 1)[1]}"
+        headers = {
+            "X-Forwarded-Proto": "https",
+            "Referer": origin + path,
+            "Origin": origin,
+            "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
+        }
+        answer = requests.request(
+            method, self.base + path, headers=headers, allow_redirects=False, timeout=60, **kwargs
+        )
+        for cookie in answer.cookies:
+            if cookie.value:
+                self.cookies[cookie.name] = cookie.value
+            else:  # cleared by the app
+                self.cookies.pop(cookie.name, None)
+        return answer
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)
+
+
+def p95(ordered: list[float]) -> float:
+    """The 95th percentile of an ascending list (nearest rank)."""
+    return ordered[max(0, round(0.95 * len(ordered)) - 1)]

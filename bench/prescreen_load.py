@@ -20,17 +20,14 @@ from __future__ import annotations
 import argparse
 import random
 import re
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from typing import Any
 
 import requests
-from admin_queue import free_port, serve
-from common import DEFAULT_POSTGRES, production_env
+from common import DEFAULT_POSTGRES, HttpsClient, p95, served
 
 ANSWERS: list[dict[str, Any]] = [
     {"age": "64", "sex": "female"},
@@ -42,28 +39,12 @@ ANSWERS: list[dict[str, Any]] = [
 TOKEN = re.compile(r'name="(csrfmiddlewaretoken|form_token)" value="([^"]+)"')
 
 
-class Visitor:
-    """One browser: its own cookies, sent by hand (the app runs with secure cookies and trusts
-    X-Forwarded-Proto, as behind its TLS proxy)."""
+class Visitor(HttpsClient):
+    """One visitor's browser."""
 
     def __init__(self, base: str, think: float = 0.0) -> None:
-        self.base = base
+        super().__init__(base)
         self.think = think
-        self.cookies: dict[str, str] = {}
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {
-            "X-Forwarded-Proto": "https",
-            "Referer": f"https://{self.base.split('://', 1)[1]}{path}",
-            "Origin": f"https://{self.base.split('://', 1)[1]}",
-            "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
-        }
-        answer = requests.request(
-            method, self.base + path, headers=headers, allow_redirects=False, timeout=60, **kwargs
-        )
-        for cookie in answer.cookies:
-            self.cookies[cookie.name] = cookie.value or ""
-        return answer
 
     def walk(self) -> float:
         """One visit; returns the submit-to-results time in ms. Raises on any error."""
@@ -105,22 +86,12 @@ def main() -> None:
     options = parser.parse_args()
 
     database_url = options.postgres.rsplit("/", 1)[0] + f"/{options.reuse}"
-    static_root = tempfile.mkdtemp(prefix="bench-static-")
-    env = production_env(
-        database_url,
-        SECURE_SSL_REDIRECT="0",
-        USE_X_FORWARDED_PROTO="1",
-        STATIC_ROOT=static_root,
-        PRESCREEN_RATE_PER_IP="",
-        PRESCREEN_RATE_PER_SESSION="",
-        PRESCREEN_MIN_FILL_SECONDS="0",
-        CSRF_TRUSTED_ORIGINS="https://127.0.0.1",
-    )
-    port = free_port()
-    env["CSRF_TRUSTED_ORIGINS"] = f"https://127.0.0.1:{port}"
-    server = serve(env, port)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    limits_lifted = {
+        "PRESCREEN_RATE_PER_IP": "",
+        "PRESCREEN_RATE_PER_SESSION": "",
+        "PRESCREEN_MIN_FILL_SECONDS": "0",
+    }
+    with served(database_url, **limits_lifted) as base:
         Visitor(base).walk()  # warm-up: trials compiled in the workers
         Visitor(base).walk()
         timings: list[float] = []
@@ -148,22 +119,17 @@ def main() -> None:
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(static_root, ignore_errors=True)
 
     timings.sort()
     if not timings:
         sys.exit(f"no visit completed; first errors: {errors[:3]}")
-    p95 = timings[max(0, round(0.95 * len(timings)) - 1)]
     print(
         f"{options.clients} clients, {options.think:g} s on each step, for {elapsed:.0f} s: "
         f"{len(timings)} visits completed "
         f"({len(timings) * 12 / elapsed:.1f} requests/s), {len(errors)} errors"
     )
     print(
-        f"submit to results: p50 {statistics.median(timings):.0f} ms, p95 {p95:.0f} ms, "
+        f"submit to results: p50 {statistics.median(timings):.0f} ms, p95 {p95(timings):.0f} ms, "
         f"max {timings[-1]:.0f} ms"
     )
     if errors:
