@@ -100,7 +100,8 @@ def notify_coordinators(site: Site, patient: Patient, code: str) -> int:
         {user.email for user in site.coordinators.filter(is_active=True) if user.email}
     )
     if not recipients:
-        logger.warning("web referral %s: site %s has no coordinator email", code, site.code)
+        # The reference code is the patient's identifier: the log names only the site.
+        logger.warning("web referral: site %s has no coordinator email", site.code)
         return 0
     link = settings.SITE_URL.rstrip("/") + reverse(
         "admin:patients_patient_change", args=[patient.pk]
@@ -120,8 +121,13 @@ def notify_coordinators(site: Site, patient: Patient, code: str) -> int:
             settings.DEFAULT_FROM_EMAIL,
             recipients,
         )
-    except Exception:  # the referral is stored; the queue shows it even without the email
-        logger.exception("web referral %s: the coordinator email could not be sent", code)
+    except Exception as exc:  # noqa: BLE001  (the referral is stored; the queue shows it)
+        # The error's kind only: its text and traceback may carry addresses.
+        logger.warning(
+            "web referral: the coordinator email for site %s could not be sent (%s)",
+            site.code,
+            type(exc).__name__,
+        )
         return 0
 
 
