@@ -27,7 +27,8 @@ run: $(VENV)/.base-installed
 	$(BIN)/python manage.py bootstrap_demo --url http://127.0.0.1:$(PORT)
 	PATH="$(CURDIR)/$(BIN):$$PATH" PORT=$(PORT) $(BIN)/honcho -f Procfile.dev start
 
-## test: lint, type-check, Django checks, migrations check, then the whole pytest suite
+## test: lint, type-check, Django checks, migrations check, the API schema (generated and
+## validated, no warnings), then the whole pytest suite
 ## (the browser tests drive the Chromium of `make browser`; screenshots in test-artifacts/)
 test: export DEBUG ?= 1
 test: check browser
@@ -73,6 +74,7 @@ check: $(VENV)/.dev-installed
 	$(BIN)/mypy .
 	$(BIN)/python manage.py check --fail-level WARNING
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix .

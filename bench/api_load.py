@@ -8,8 +8,8 @@ that user; then, for each endpoint, ``--clients`` clients call it back to back f
 ``--seconds`` seconds: requests/s, p50 / p95 / max latency, errors.
 
 Endpoints (issue #9): ``GET /api/v1/trials/`` (first page of 50, with sites) and
-``GET /api/v1/patients/{id}/matches/`` (every match of one patient with per-criterion
-outcomes; the patients cycle).
+``GET /api/v1/patients/{id}/matches/`` (the first page, 50, of one patient's matches in
+queue order, each with every criterion's outcome and reason; the patients cycle).
 """
 
 from __future__ import annotations

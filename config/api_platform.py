@@ -18,6 +18,11 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+# Ids in addresses and filters: at most 18 digits, so that a number past the database's
+# 64-bit integers is a 404 or a 400, never an overflow inside the query.
+ID_PATTERN = r"[0-9]{1,18}"
+MAX_ID = 10**18 - 1
+
 
 class ApiPagination(PageNumberPagination):
     """``?page=N&page_size=M``: 50 by default, at most 200."""

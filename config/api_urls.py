@@ -7,11 +7,10 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from csp.decorators import csp_update
-from django.urls import include, path
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import (
     SpectacularAPIView,
     SpectacularRedocView,
@@ -19,6 +18,7 @@ from drf_spectacular.views import (
 )
 from rest_framework.routers import DefaultRouter
 
+import patients.api
 import trials.api
 
 
@@ -28,16 +28,18 @@ class ApiRouter(DefaultRouter):
 
 router = ApiRouter()
 trials.api.register(router)
-try:
-    _patients_api: Any = importlib.import_module("patients.api")
-except ModuleNotFoundError as exc:  # the patients endpoints are optional until written
-    if exc.name != "patients.api":
-        raise
-else:
-    _patients_api.register(router)
+patients.api.register(router)
 
 # The documentation pages run the UI's own scripts and inline styles, from this server only.
 _docs_csp = csp_update({"style-src": ["'unsafe-inline'"], "worker-src": ["blob:"]})
+
+
+@csrf_exempt  # nothing to protect; a POST gets the 404 too, not the CSRF failure page
+def not_found(request: HttpRequest) -> JsonResponse:
+    """Any other address under /api/: a 404 in the API's error format, not the site's page."""
+    error = {"status": 404, "code": "not_found", "message": "No such address in the API."}
+    return JsonResponse({"error": error}, status=404)
+
 
 urlpatterns = [
     path("v1/", include(router.urls)),
@@ -52,4 +54,7 @@ urlpatterns = [
         _docs_csp(SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html")),
         name="redoc",
     ),
+    # Ending in "/" only: without it, Django's APPEND_SLASH first redirects to the slashed
+    # address, as for the resources themselves.
+    re_path(r"^(?:[\s\S]*/)?$", not_found),
 ]

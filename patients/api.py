@@ -27,16 +27,17 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django_filters import rest_framework as filters
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.api_platform import ID_PATTERN, MAX_ID
 from patients import access, matching, workflow
-from patients.audit import record_access
+from patients.api_schema import EXAMPLE_PROFILE, ref
+from patients.audit import record_access, record_unstored_access
 from patients.exports import profile_document
 from patients.facts import FACT_RELATIONS, patient_facts, with_facts
 from patients.fhir import BundleError, read_bundle
@@ -168,7 +169,10 @@ class ActionPermissions(permissions.BasePermission):
         return all(request.user.has_perm(name) for name in wanted)
 
 
-DOCUMENT = extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+PROFILE_EXAMPLE = OpenApiExample(
+    "A resectable gastric cancer", value=EXAMPLE_PROFILE, request_only=True
+)
+PROFILE_BODY = {"application/json": ref("PatientProfile")}
 SITE_PARAMETER = OpenApiParameter(
     "site", str, description="Code of one of your sites (needed with more than one)"
 )
@@ -225,7 +229,9 @@ class ReviewMoveSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=Review.Status.choices, required=False)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
     note = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
-    assignee = serializers.IntegerField(required=False, allow_null=True)
+    assignee = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_ID
+    )
 
 
 def _is_current(match: Match) -> bool:
@@ -284,10 +290,20 @@ class PatientFilter(filters.FilterSet):
         fields = ("site", "external_id")
 
 
+class PatientMatchFilter(filters.FilterSet):
+    verdict = filters.ChoiceFilter(choices=Match.Verdict.choices)
+    flagged = filters.BooleanFilter()
+
+    class Meta:
+        model = Match
+        fields = ("verdict", "flagged")
+
+
 class PatientViewSet(viewsets.GenericViewSet[Patient]):
     """Patients of the caller's sites in the profile document format."""
 
     serializer_class = PatientSummarySerializer
+    lookup_value_regex = ID_PATTERN
     filter_backends = [filters.DjangoFilterBackend]
     filterset_class = PatientFilter
     permission_classes = [ActionPermissions]
@@ -315,13 +331,17 @@ class PatientViewSet(viewsets.GenericViewSet[Patient]):
         data = self.get_serializer(rows, many=True).data
         return self.get_paginated_response(data) if page is not None else Response(data)
 
-    @DOCUMENT
+    @extend_schema(responses={200: ref("StoredPatientProfile")})
     def retrieve(self, request: Request, pk: str | None = None) -> Response:
         patient = self.get_object()
         _audit(request, [patient], "patient read")
         return Response(_patient_response(patient))
 
-    @DOCUMENT
+    @extend_schema(
+        request=PROFILE_BODY,
+        responses={201: ref("StoredPatientProfile")},
+        examples=[PROFILE_EXAMPLE],
+    )
     def create(self, request: Request) -> Response:
         document = _document_body(request)
         site = _caller_site(request.user, document.get("site"))
@@ -334,7 +354,11 @@ class PatientViewSet(viewsets.GenericViewSet[Patient]):
         result = self._write(profile, site, request, Source.API)
         return Response(_patient_response(result.patient, result), status=status.HTTP_201_CREATED)  # type: ignore[arg-type]
 
-    @DOCUMENT
+    @extend_schema(
+        request=PROFILE_BODY,
+        responses={200: ref("StoredPatientProfile")},
+        examples=[PROFILE_EXAMPLE],
+    )
     def update(self, request: Request, pk: str | None = None) -> Response:
         patient = self.get_object()
         document = _document_body(request)
@@ -358,7 +382,9 @@ class PatientViewSet(viewsets.GenericViewSet[Patient]):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT, parameters=[SITE_PARAMETER]
+        request={"application/json": ref("FhirBundle")},
+        responses={200: ref("StoredPatientProfile"), 201: ref("StoredPatientProfile")},
+        parameters=[SITE_PARAMETER],
     )
     @action(detail=False, methods=["post"], url_path="import")
     def fhir_import(self, request: Request) -> Response:
@@ -377,19 +403,34 @@ class PatientViewSet(viewsets.GenericViewSet[Patient]):
         code = status.HTTP_201_CREATED if result.status == "created" else status.HTTP_200_OK
         return Response(_patient_response(result.patient, result), status=code)
 
-    @DOCUMENT
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("verdict", str, enum=Match.Verdict.values),
+            OpenApiParameter("flagged", bool),
+            OpenApiParameter("page", int, description="Page number (1 first)"),
+            OpenApiParameter("page_size", int, description="50 by default, at most 200"),
+        ],
+        responses={200: ref("PagedPatientMatches")},
+    )
     @action(detail=True, methods=["get"])
     def matches(self, request: Request, pk: str | None = None) -> Response:
+        """The patient's matches in the review queue's order (flagged, then possible, best
+        score first), a page at a time, each with every criterion's outcome and reason."""
         patient = self.get_object()
-        matches = list(
+        chosen = PatientMatchFilter(
+            request.query_params,
             Match.objects.filter(patient=patient)
             .select_related("trial")
-            .order_by(QUEUE_RANK, "-score", "trial_id")
+            .order_by(QUEUE_RANK, "-score", "trial_id"),
         )
+        if not chosen.is_valid():
+            raise ValidationError(chosen.errors)
+        page = self.paginate_queryset(chosen.qs)
+        matches = list(page if page is not None else chosen.qs)
         for match in matches:
             match.patient = patient  # its site is loaded already
         _audit(request, [patient], "patient matches")
-        return Response(_match_documents(matches))
+        return self.get_paginated_response(_match_documents(matches))
 
     def _read(self, document: dict[str, Any]) -> ProfileData:
         try:
@@ -452,7 +493,13 @@ class MatchNowViewSet(viewsets.ViewSet):
 
     permission_classes = [permissions.IsAuthenticated]
 
-    @DOCUMENT
+    @extend_schema(
+        request={
+            "application/json": {"oneOf": [ref("PatientProfile"), ref("FhirBundle")]},
+        },
+        responses={200: ref("MatchNowResult")},
+        examples=[PROFILE_EXAMPLE],
+    )
     def create(self, request: Request) -> Response:
         document = _document_body(request)
         try:
@@ -507,6 +554,14 @@ class MatchNowViewSet(viewsets.ViewSet):
                     ],
                 }
             )
+        # Nothing of the profile is kept, but health data was sent and read: who, when, from
+        # where, as for every other read of patient data.
+        record_unstored_access(
+            actor=request.user,
+            purpose="api: match without storing",
+            remote_addr=request.META.get("REMOTE_ADDR"),
+            detail={"format": "fhir" if document.get("resourceType") else "profile"},
+        )
         return Response(
             {
                 "evaluated_on": today.isoformat(),
@@ -523,11 +578,11 @@ class MatchNowViewSet(viewsets.ViewSet):
 class MatchFilter(filters.FilterSet):
     site = filters.CharFilter(field_name="patient__site__code")
     trial = filters.CharFilter(field_name="trial__nct_id")
-    patient = filters.NumberFilter(field_name="patient_id")
+    patient = filters.NumberFilter(field_name="patient_id", min_value=1, max_value=MAX_ID)
     verdict = filters.ChoiceFilter(choices=Match.Verdict.choices)
     flagged = filters.BooleanFilter()
     review_status = filters.ChoiceFilter(choices=Review.Status.choices)
-    assignee = filters.NumberFilter(field_name="assignee_id")
+    assignee = filters.NumberFilter(field_name="assignee_id", min_value=1, max_value=MAX_ID)
 
     class Meta:
         model = Match
@@ -545,7 +600,7 @@ class MatchViewSet(viewsets.ReadOnlyModelViewSet[Match]):
     filter_backends = [filters.DjangoFilterBackend]
     filterset_class = MatchFilter
     permission_classes = [ActionPermissions]
-    lookup_value_regex = r"[0-9]+-[0-9]+"
+    lookup_value_regex = f"{ID_PATTERN}-{ID_PATTERN}"
     required_permissions: dict[str, tuple[str, ...]] = {
         "list": ("patients.view_match",),
         "retrieve": ("patients.view_match",),
@@ -594,13 +649,13 @@ class MatchViewSet(viewsets.ReadOnlyModelViewSet[Match]):
         data = self.get_serializer(rows, many=True).data
         return self.get_paginated_response(data) if page is not None else Response(data)
 
-    @DOCUMENT
+    @extend_schema(responses={200: ref("MatchDetail")})
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         match = self.get_object()
         _audit(request, [match.patient], "match read")
         return Response(self._detail(match))
 
-    @extend_schema(request=ReviewMoveSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(request=ReviewMoveSerializer, responses={200: ref("MatchDetail")})
     @action(detail=True, methods=["post"])
     def review(self, request: Request, pk: str | None = None) -> Response:
         """Move the pair's review (the admin's workflow rules), assign it, add a note."""

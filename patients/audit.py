@@ -96,3 +96,27 @@ def record_access(
     ]
     LogEntry.objects.bulk_create(entries, batch_size=500)
     return len(entries)
+
+
+UNSTORED = "-"  # object_pk of an entry about a profile that was sent but never stored
+
+
+def record_unstored_access(
+    *,
+    actor: Any,
+    purpose: str,
+    remote_addr: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """One ACCESS entry for patient data read but not stored (``POST /api/v1/match/``): who,
+    when, from where and why; no patient to point at and nothing identifying kept."""
+    LogEntry.objects.create(
+        content_type=ContentType.objects.get_for_model(Patient),
+        object_pk=UNSTORED,
+        object_id=None,
+        object_repr="profile not stored",
+        action=LogEntry.Action.ACCESS,
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        remote_addr=remote_addr,
+        additional_data={"purpose": purpose, **(detail or {})},
+    )

@@ -174,6 +174,21 @@ def test_403_and_404_and_405(user: User) -> None:
     assert_error(client.delete(f"{TRIALS}"), 405, "method_not_allowed")
 
 
+def test_any_other_api_address_is_a_json_404(user: User) -> None:
+    client = APIClient()
+    client.force_login(user)
+    for address in ("/api/v1/nothing/", "/api/v2/", "/api/", "/api/v1/patients/12x/"):
+        assert_error(client.get(address), 404, "not_found")
+    # Past 18 digits an id is not an id: 404, not an overflow in the query.
+    assert_error(client.get("/api/v1/syncs/9999999999999999999999/"), 404, "not_found")
+    # A POST too (no CSRF page), and a body that is not JSON is 415.
+    assert_error(client.post("/api/v1/nothing/", {}), 404, "not_found")
+    form = client.post("/api/v1/syncs/trigger/", "full=1", content_type="text/plain")
+    assert form.status_code in (403, 415)
+    # Without the slash, Django's usual redirect to the slashed address first.
+    assert client.get("/api/v1/nothing").status_code == 301
+
+
 def test_429_per_token_with_retry_after(user: User, settings) -> None:
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
@@ -229,6 +244,32 @@ def test_schema_generates_without_warnings_or_errors() -> None:
     validate_schema(schema)
     assert not GENERATOR_STATS._warn_cache, dict(GENERATOR_STATS._warn_cache)
     assert not GENERATOR_STATS._error_cache, dict(GENERATOR_STATS._error_cache)
+
+
+def test_schema_names_the_patient_documents_and_the_errors() -> None:
+    from patients.profile_json import profile_schema, read_profile_json
+
+    schema = APIClient().get("/api/schema/?format=json").json()
+    assert schema["openapi"] == "3.1.0"
+    components = schema["components"]["schemas"]
+    profile = dict(profile_schema())
+    del profile["$schema"], profile["$id"]
+    assert components["PatientProfile"] == profile
+    for name in ("StoredPatientProfile", "FhirBundle", "PatientMatch", "MatchNowResult", "Error"):
+        assert name in components
+    create = schema["paths"]["/api/v1/patients/"]["post"]
+    body = create["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/PatientProfile"}
+    (example,) = body["examples"].values()
+    assert read_profile_json(example["value"], origin="test").facts  # a valid, useful example
+    assert create["responses"]["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/StoredPatientProfile"
+    }
+    for code in ("400", "401", "403", "404", "415", "429"):
+        assert code in create["responses"]
+    trials = schema["paths"]["/api/v1/trials/"]["get"]["responses"]
+    assert "415" not in trials  # no body, no 415
+    assert "Retry-After" in schema["components"]["responses"]["Throttled"]["headers"]
 
 
 @pytest.mark.parametrize("page", ["/api/docs/", "/api/redoc/"])

@@ -28,6 +28,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
+    OpenApiResponse,
     extend_schema,
     extend_schema_view,
     inline_serializer,
@@ -40,6 +41,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.routers import BaseRouter
 
+from config.api_platform import ID_PATTERN
 from trials.eligibility.geo import haversine_km
 from trials.models import Criterion, SyncRun, Trial, TrialSite, TrialVersion
 from trials.tasks import sync_trials_task
@@ -123,6 +125,17 @@ class ClassificationSerializer(serializers.ModelSerializer[Trial]):
         read_only_fields = fields
 
 
+def overall_status_field() -> serializers.CharField:
+    """The registry's status as it sent it: not an enum, since ClinicalTrials.gov may add
+    values and a record may have none ("")."""
+    return serializers.CharField(
+        read_only=True,
+        help_text="ClinicalTrials.gov overall status as sent: "
+        + ", ".join(Trial.Status.values)
+        + ' or a value the registry adds later; "" when the record has none',
+    )
+
+
 class TrialListSerializer(serializers.ModelSerializer[Trial]):
     url = serializers.HyperlinkedIdentityField(
         view_name="trial-detail", lookup_field="nct_id", read_only=True
@@ -131,6 +144,7 @@ class TrialListSerializer(serializers.ModelSerializer[Trial]):
     phases = serializers.ListField(child=serializers.CharField(), read_only=True)
     conditions = serializers.ListField(child=serializers.CharField(), read_only=True)
     site_count = serializers.IntegerField(read_only=True)
+    overall_status = overall_status_field()
     distance_km = serializers.SerializerMethodField(
         help_text="Distance of the nearest site from ?near= (null without it)"
     )
@@ -169,6 +183,7 @@ class TrialDetailSerializer(serializers.ModelSerializer[Trial]):
     keywords = serializers.ListField(child=serializers.CharField(), read_only=True)
     interventions = serializers.JSONField(read_only=True)
     registry_url = serializers.CharField(source="get_registry_url", read_only=True)
+    overall_status = overall_status_field()
     classification = ClassificationSerializer(source="*", read_only=True)
     sites = TrialSiteSerializer(many=True, read_only=True)
     criteria = CriterionSerializer(many=True, read_only=True)
@@ -422,6 +437,10 @@ def trial_last_modified(trial: Trial) -> datetime.datetime:
             OpenApiParameter("If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER),
             OpenApiParameter("If-Modified-Since", OpenApiTypes.STR, OpenApiParameter.HEADER),
         ],
+        responses={
+            200: TrialDetailSerializer,
+            304: OpenApiResponse(description="Not modified since the ETag or date sent"),
+        },
     ),
 )
 class TrialViewSet(viewsets.ReadOnlyModelViewSet[Trial]):
@@ -503,6 +522,7 @@ class SyncRunViewSet(viewsets.ReadOnlyModelViewSet[SyncRun]):
     """Imports from ClinicalTrials.gov (nightly, or started by a site admin)."""
 
     queryset = SyncRun.objects.defer("checkpoint")
+    lookup_value_regex = ID_PATTERN
     filterset_fields = ["status", "mode"]
     search_fields: list[str] = []
     ordering_fields = ["started_at", "finished_at"]

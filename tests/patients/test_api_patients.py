@@ -284,13 +284,49 @@ def test_a_patients_matches_have_criteria_and_review_status(world: dict[str, Any
     client = client_for(world["coordinator"])
     response = client.get(f"/api/v1/patients/{world['mine'].pk}/matches/")
     assert response.status_code == 200
-    (item,) = response.json()
+    assert response.json()["count"] == 1
+    (item,) = response.json()["results"]
     assert item["nct_id"] == world["trial"].nct_id
     assert item["flagged"] is True
     assert item["current"] is True
     assert item["review_status"] == "new"
     assert isinstance(item["criteria"], list)
     assert accesses("patient matches") == 1
+
+
+def test_a_patients_matches_come_a_page_at_a_time_best_first(world: dict[str, Any]) -> None:
+    mine = world["mine"]
+    trials = make_trials(7, prefix="NCT6")
+    for n, trial in enumerate(trials):
+        Match.objects.create(
+            patient=mine,
+            trial=trial,
+            verdict="ineligible" if n % 2 else "possible",
+            score=n,
+            engine_version=MATCHER_VERSION,
+            patient_facts_at=mine.facts_changed_at,
+            trial_inputs_at=trial.matching_inputs_at,
+            evaluated_on=timezone.localdate(),
+        )
+    client = client_for(world["coordinator"])
+    url = f"/api/v1/patients/{mine.pk}/matches/"
+    first = client.get(f"{url}?page_size=3").json()
+    assert first["count"] == 8  # the world's flagged match and these seven
+    assert len(first["results"]) == 3
+    assert first["previous"] is None
+    assert first["results"][0]["flagged"] is True
+    assert [r["verdict"] for r in first["results"][1:]] == ["possible", "possible"]
+    assert first["results"][1]["score"] > first["results"][2]["score"]
+    rest = (
+        client.get(first["next"]).json()["results"]
+        + client.get(client.get(first["next"]).json()["next"]).json()["results"]
+    )
+    assert len(rest) == 5
+    assert {r["verdict"] for r in rest[-3:]} == {"ineligible"}
+    assert client.get(f"{url}?verdict=ineligible").json()["count"] == 3
+    assert client.get(f"{url}?flagged=true").json()["count"] == 1
+    assert "verdict" in errors(client.get(f"{url}?verdict=maybe"))
+    assert client.get(f"{url}?page=99").status_code == 404
 
 
 def test_review_moves_follow_the_workflow(world: dict[str, Any]) -> None:
@@ -386,7 +422,7 @@ def test_lists_take_a_bounded_number_of_queries(
     with django_assert_max_num_queries(12):
         assert len(rows(client.get("/api/v1/matches/"))) >= 20
     with django_assert_max_num_queries(14):
-        assert len(client.get(f"/api/v1/patients/{patients[0].pk}/matches/").json()) == 5
+        assert len(rows(client.get(f"/api/v1/patients/{patients[0].pk}/matches/"))) == 5
 
 
 # --- Matching without storing -----------------------------------------------------------------
@@ -420,7 +456,14 @@ def test_matching_a_bundle_stores_nothing_and_ranks_flagged_first(
             assert verdicts[nct_id] != "ineligible", nct_id
     assert all(t["criteria"] and all(c["reason"] for c in t["criteria"]) for t in ranked)
     assert (Patient.objects.count(), Match.objects.count()) == (patients, matches)
-    assert LogEntry.objects.count() == entries
+    # One audit entry (the data was read), pointing at no patient and naming none.
+    (entry,) = LogEntry.objects.all()[entries:]
+    assert entry.action == LogEntry.Action.ACCESS
+    assert entry.actor == user
+    assert entry.object_pk == "-"
+    assert entry.object_id is None
+    assert entry.additional_data == {"purpose": "api: match without storing", "format": "fhir"}
+    assert "EX1" not in str(entry.__dict__)
 
 
 def test_matching_a_profile_document_stores_nothing(world: dict[str, Any]) -> None:
@@ -430,5 +473,6 @@ def test_matching_a_profile_document_stores_nothing(world: dict[str, Any]) -> No
     assert response.status_code == 200, response.json()
     assert set(response.json()) >= {"trials", "checked", "problems"}
     assert (Patient.objects.count(), Match.objects.count()) == before
+    assert accesses("match without storing") == 1
     bad = client.post("/api/v1/match/", {"sex": "sometimes"}, content_type="application/json")
     assert "sex" in errors(bad)
