@@ -42,6 +42,7 @@ from patients.exports import profile_document
 from patients.facts import FACT_RELATIONS, patient_facts, with_facts
 from patients.fhir import BundleError, read_bundle
 from patients.match_exports import document as match_document
+from patients.match_exports import with_document_fields
 from patients.models import (
     FACT_MODELS,
     MATCH_LIST_FIELDS,
@@ -256,8 +257,10 @@ def _match_documents(matches: list[Match]) -> list[dict[str, Any]]:
     """Matches (patient, site and trial loaded) with every criterion and the review status, in
     three queries whatever their number."""
     criteria: dict[int, list[Criterion]] = {}
-    for criterion in Criterion.objects.filter(trial_id__in={m.trial_id for m in matches}).order_by(
-        "trial_id", "position"
+    for criterion in (
+        Criterion.objects.filter(trial_id__in={m.trial_id for m in matches})
+        .only(*matching.CRITERIA_OF_FIELDS)
+        .order_by("trial_id", "position")
     ):
         criteria.setdefault(criterion.trial_id, []).append(criterion)
     reviews = {
@@ -419,9 +422,9 @@ class PatientViewSet(viewsets.GenericViewSet[Patient]):
         patient = self.get_object()
         chosen = PatientMatchFilter(
             request.query_params,
-            Match.objects.filter(patient=patient)
-            .select_related("trial")
-            .order_by(QUEUE_RANK, "-score", "trial_id"),
+            with_document_fields(Match.objects.filter(patient=patient)).order_by(
+                QUEUE_RANK, "-score", "trial_id"
+            ),
         )
         if not chosen.is_valid():
             raise ValidationError(chosen.errors)

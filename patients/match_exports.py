@@ -15,6 +15,26 @@ from trials.eligibility.geo import km_to_miles
 from trials.models import Criterion
 
 
+# What a match document shows of its trial: the rest (the record as received, the texts) is
+# not loaded with the matches.
+DOCUMENT_TRIAL_FIELDS = (
+    "nct_id",
+    "brief_title",
+    "official_title",
+    "overall_status",
+    "gastric_preop_immunotherapy",
+    "matching_inputs_at",
+)
+
+
+def with_document_fields(queryset: QuerySet[Match]) -> QuerySet[Match]:
+    """``queryset`` with its trials joined, loading only what ``document`` reads of them."""
+    return queryset.select_related("trial").only(
+        *(field.name for field in Match._meta.concrete_fields),
+        *(f"trial__{name}" for name in DOCUMENT_TRIAL_FIELDS),
+    )
+
+
 def export_queryset(queryset: QuerySet[Match] | None = None) -> QuerySet[Match]:
     queryset = queryset if queryset is not None else Match.objects.all()
     return queryset.select_related("patient", "patient__site", "trial").order_by(

@@ -523,6 +523,21 @@ def chunks(ids: Sequence[int], size: int | None = None) -> Iterator[list[int]]:
 # --- Reading stored matches -------------------------------------------------------------------
 
 
+# The Criterion columns ``criteria_of`` reads: a query for it loads these only (the text
+# segmentation, parse details and curation notes are not needed to list outcomes).
+CRITERIA_OF_FIELDS = (
+    "trial_id",
+    "position",
+    "kind",
+    "text",
+    "header",
+    "category",
+    "corrected_category",
+    "constraints",
+    "corrected_constraints",
+)
+
+
 def criteria_of(match: Match, criteria: Sequence[Criterion]) -> list[dict[str, Any]]:
     """Every criterion of the trial with this match's outcome and reason.
 
