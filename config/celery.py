@@ -9,12 +9,19 @@ only once the transaction that made it necessary has committed.
 import os
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
+
+from config.logs import task_finished, task_started
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("trialmatch")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# A task's log lines carry "task:<its id>" where a request's carry the request id.
+task_prerun.connect(task_started, weak=False)
+task_postrun.connect(task_finished, weak=False)
 
 
 @app.task(name="config.ping")

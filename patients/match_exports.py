@@ -14,7 +14,6 @@ from patients.models import Match
 from trials.eligibility.geo import km_to_miles
 from trials.models import Criterion
 
-
 # What a match document shows of its trial: the rest (the record as received, the texts) is
 # not loaded with the matches.
 DOCUMENT_TRIAL_FIELDS = (

@@ -81,6 +81,20 @@ def test_web_runs_gunicorn_on_the_wsgi_module() -> None:
     assert "application =" in (PROJECT_DIR / "config" / "wsgi.py").read_text()
 
 
+def test_web_and_image_use_the_gunicorn_settings_with_json_logs() -> None:
+    import runpy
+
+    command = command_of("web")
+    config_file = command[command.index("-c") + 1]
+    assert f'"-c", "{config_file}"' in DOCKERFILE
+    loaded = runpy.run_path(str(PROJECT_DIR / config_file))
+    assert loaded["accesslog"] is None  # the app's own access lines, without query strings
+    formatter = loaded["logconfig_dict"]["formatters"]["json"]["()"]
+    module, _, name = formatter.rpartition(".")
+    assert module_exists(module)
+    assert name in (PROJECT_DIR / (module.replace(".", "/") + ".py")).read_text()
+
+
 @pytest.mark.parametrize(("service", "subcommand"), [("worker", "worker"), ("beat", "beat")])
 def test_celery_services_name_the_celery_app(service: str, subcommand: str) -> None:
     command = command_of(service)
