@@ -244,10 +244,10 @@ def _render_results(
     form: ContactForm,
     refusal: str | None,
 ) -> HttpResponse:
-    found = trial_results(held["answers"])
     # The best RESULTS_SHOWN first (a phone screen, an anxious reader); the rest one link away.
     show_all = request.GET.get("all") == "1"
-    shown = found.listed if show_all else found.listed[:RESULTS_SHOWN]
+    found = trial_results(held["answers"], shown=None if show_all else RESULTS_SHOWN)
+    shown = found.listed
     questions = form.questions()
     errors = form.error_summary()
     return render(
@@ -256,7 +256,7 @@ def _render_results(
         {
             "results": found,
             "shown": shown,
-            "more": len(found.listed) - len(shown),
+            "more": found.listed_total - len(shown),
             "told": summary(held["answers"]),
             "form": form,
             "questions": questions,
@@ -397,7 +397,8 @@ class TrialShown:
 
 @dataclass
 class Results:
-    listed: list[TrialShown]
+    listed: list[TrialShown]  # the best ones, as many as the page shows
+    listed_total: int  # all that may fit within reach
     out_of_reach: list[TrialShown]
     checked: int
     left_out: int
@@ -408,39 +409,51 @@ class Results:
     def travel_miles(self) -> float | None:
         return round(km_to_miles(self.travel_km)) if self.travel_km is not None else None
 
-    @property
-    def any_flagged(self) -> bool:
-        return any(trial.flagged for trial in self.listed)
 
-
-def trial_results(answers: Answers) -> Results:
+def trial_results(answers: Answers, shown: int | None = None) -> Results:
     """The open gastric trials against the answers: the ones not ruled out, best first
-    (flagged preoperative immunotherapy trials on top), those beyond the travel limit apart."""
+    (flagged preoperative immunotherapy trials on top), those beyond the travel limit apart.
+
+    ``shown``: how many of the listed trials the page shows (None: all); only those and the
+    out-of-reach ones (all shown) are described and get their nearest site looked up.
+    """
     today = timezone.localdate()
     facts = facts_from_answers(answers, today)
     evaluated = evaluate_with(PatientEvaluator(facts, today), rules_cache().rules())
     fitting = [(rules, result) for rules, result in evaluated if result.verdict != "ineligible"]
     fitting.sort(key=lambda pair: rank_key(pair[1], pair[0]))
-    trials = Trial.objects.in_bulk([rules.key for rules, _ in fitting])
-    sites = _nearest_sites(facts.location, [rules.key for rules, _ in fitting])
     limit = travel_limit_km(answers)
-    listed: list[TrialShown] = []
-    out_of_reach: list[TrialShown] = []
+    near: list[tuple[TrialRules, MatchResult]] = []
+    far: list[tuple[TrialRules, MatchResult]] = []
     for rules, result in fitting:
-        trial = trials.get(rules.key)
-        if trial is None:
-            continue
-        shown = _shown(trial, rules, result, sites.get(rules.key))
-        far = limit is not None and result.distance_km is not None and result.distance_km > limit
-        (out_of_reach if far else listed).append(shown)
+        beyond = limit is not None and result.distance_km is not None and result.distance_km > limit
+        (far if beyond else near).append((rules, result))
+    trials = Trial.objects.only(*SHOWN_TRIAL_FIELDS).in_bulk([rules.key for rules, _ in fitting])
+    rendered = near[:shown] if shown is not None else near  # (a few may be gone since)
+    sites = _nearest_sites(facts.location, [rules.key for rules, _ in rendered + far])
+    near = [(rules, result) for rules, result in near if rules.key in trials]
+    listed = [
+        _shown(trials[rules.key], rules, result, sites.get(rules.key))
+        for rules, result in (near[:shown] if shown is not None else near)
+    ]
+    out_of_reach = [
+        _shown(trials[rules.key], rules, result, sites.get(rules.key))
+        for rules, result in far
+        if rules.key in trials
+    ]
     return Results(
         listed=listed,
+        listed_total=len(near),
         out_of_reach=out_of_reach,
         checked=len(evaluated),
         left_out=len(evaluated) - len(fitting),
         location_known=facts.location is not None,
         travel_km=limit,
     )
+
+
+# What the results page shows of a trial (not its record as received, nor its texts).
+SHOWN_TRIAL_FIELDS = ("nct_id", "brief_title", "official_title", "overall_status")
 
 
 def _shown(
