@@ -39,8 +39,10 @@ def check_last_sync() -> dict[str, Any]:
     Stale trial data degrades the service; it does not take the instance out of rotation.
     """
     last = (
-        SyncRun.objects.filter(status=SyncRun.Status.SUCCEEDED)
-        .exclude(mode=SyncRun.Mode.FILE)
+        SyncRun.objects.filter(
+            status=SyncRun.Status.SUCCEEDED,
+            mode__in=(SyncRun.Mode.FULL, SyncRun.Mode.INCREMENTAL),  # not files, not one trial
+        )
         .order_by("-finished_at")
         .values_list("finished_at", flat=True)
         .first()
@@ -51,12 +53,28 @@ def check_last_sync() -> dict[str, Any]:
     return {"ok": age <= settings.CTGOV_SYNC_MAX_AGE_HOURS * 3600, "age_seconds": round(age)}
 
 
+def check_queue() -> dict[str, Any]:
+    """Tasks waiting in the default queue: a backlog that keeps growing means too few workers
+    (or none). Degraded above ``HEALTH_QUEUE_BACKLOG``; the count alone says nothing private."""
+    queue = celery_app.conf.task_default_queue
+    with celery_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=3)
+        try:
+            channel: Any = conn.default_channel
+            declared = channel.queue_declare(queue=queue, passive=True)
+        except conn.channel_errors:
+            waiting = 0  # not declared yet: nothing was ever sent to it
+        else:
+            waiting = int(declared.message_count)
+    return {"ok": waiting <= settings.HEALTH_QUEUE_BACKLOG, "waiting": waiting}
+
+
 # Critical checks answer 503 when they fail; the others only make the status "degraded".
 CRITICAL_CHECKS: dict[str, Check] = {
     "database": check_database,
     "broker": check_broker,
 }
-CHECKS: dict[str, Check] = {**CRITICAL_CHECKS, "last_sync": check_last_sync}
+CHECKS: dict[str, Check] = {**CRITICAL_CHECKS, "last_sync": check_last_sync, "queue": check_queue}
 
 
 def run_checks() -> dict[str, dict[str, Any]]:

@@ -93,3 +93,27 @@ def test_answers_whatever_host_the_load_balancer_uses(client: Client) -> None:
     response = client.get("/healthz", HTTP_HOST="10.1.2.3:8000")
 
     assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_queue_backlog_degrades_and_gives_only_a_count(client: Client, settings) -> None:
+    recent_sync(hours_ago=1)
+    assert client.get("/healthz").json()["checks"]["queue"]["ok"] is True
+
+    settings.HEALTH_QUEUE_BACKLOG = -1  # any count is too many
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    queue = response.json()["checks"]["queue"]
+    assert set(queue) == {"ok", "waiting"}
+    assert queue["ok"] is False
+    assert isinstance(queue["waiting"], int)
+
+
+@pytest.mark.django_db
+def test_refreshing_one_trial_is_not_a_registry_sync(client: Client) -> None:
+    SyncRun.objects.create(
+        mode=SyncRun.Mode.SELECTED, status=SyncRun.Status.SUCCEEDED, finished_at=timezone.now()
+    )
+    assert client.get("/healthz").json()["checks"]["last_sync"]["ok"] is False

@@ -310,6 +310,7 @@ class SyncRun(models.Model):
         FULL = "full", "Full listing"
         INCREMENTAL = "incremental", "Incremental"
         FILE = "file", "From files"
+        SELECTED = "selected", "Selected trials"
 
     class Status(models.TextChoices):
         RUNNING = "running", "Running"

@@ -58,6 +58,37 @@ def test_a_registry_failure_exits_non_zero_with_the_reason(
         run_command("sync_trials")
 
 
+def test_one_trial_is_fetched_again_whatever_its_date(live: FakeCtgovServer) -> None:
+    run_command("sync_trials", "--full", "--no-progress")
+    trial = Trial.objects.get(nct_id="NCT04592913")
+    Trial.objects.filter(pk=trial.pk).update(brief_title="edited here", content_hash="x")
+
+    out, _ = run_command("sync_trials", "--nct", "nct04592913", "--no-progress")
+
+    run = SyncRun.objects.latest()
+    assert (run.mode, run.status, run.fetched, run.updated) == ("selected", "succeeded", 1, 1)
+    assert f"Sync #{run.pk} selected succeeded" in out
+    assert Trial.objects.get(pk=trial.pk).brief_title != "edited here"
+    # A selected run is no high-water mark for the next incremental one.
+    assert run.high_water_mark is None
+
+
+def test_an_unknown_trial_is_named_and_the_others_are_fetched(live: FakeCtgovServer) -> None:
+    with pytest.raises(CommandError, match="Some records could not be imported") as failure:
+        call_command(
+            "sync_trials",
+            "--nct",
+            "NCT04592913",
+            "--nct",
+            "NCT99999999",
+            stdout=io.StringIO(),
+            stderr=(err := io.StringIO()),
+        )
+    assert "NCT99999999:" in err.getvalue()
+    assert "1 failed" in str(failure.value)
+    assert Trial.objects.filter(nct_id="NCT04592913").exists()
+
+
 def test_import_from_files(tmp_path: Path) -> None:
     out, _ = run_command("sync_trials", "--from", str(CTGOV_DATA / "v2"), "--no-progress")
 
@@ -80,6 +111,8 @@ def test_import_with_bad_files_names_them_and_exits_non_zero(tmp_path: Path) -> 
     [
         (["--from", "x", "--full"], "--from cannot be combined"),
         (["--since", "yesterday"], "expected a date as YYYY-MM-DD"),
+        (["--nct", "12345"], "expected an NCT id"),
+        (["--nct", "NCT01234567", "--full"], "--nct cannot be combined"),
     ],
 )
 def test_bad_options_are_explained(args: list[str], message: str) -> None:

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from trials import services
 from trials.criteria import refresh_stale_criteria
+from trials.ctgov.mapping import NCT_ID
 from trials.models import SyncRun
 from trials.signals import trials_changed
 from trials.tasks import sync_trials_task
@@ -47,6 +48,14 @@ class Command(BaseCommand):
             "Repeatable.",
         )
         parser.add_argument(
+            "--nct",
+            dest="nct_ids",
+            type=_nct_id,
+            action="append",
+            metavar="NCT_ID",
+            help="Fetch this trial's record again, whatever its update date (repeatable).",
+        )
+        parser.add_argument(
             "--queue", action="store_true", help="Hand the sync to the Celery workers."
         )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
@@ -54,6 +63,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["paths"] and (options["full"] or options["since"] or options["queue"]):
             raise CommandError("--from cannot be combined with --full, --since or --queue.")
+        if options["nct_ids"] and (
+            options["paths"] or options["full"] or options["since"] or options["queue"]
+        ):
+            raise CommandError("--nct cannot be combined with --from, --full, --since or --queue.")
         if options["queue"]:
             since = options["since"].isoformat() if options["since"] else None
             result = sync_trials_task.delay(full=options["full"], since=since)
@@ -76,6 +89,8 @@ class Command(BaseCommand):
         try:
             if options["paths"]:
                 run = services.import_trial_files(paths=options["paths"], progress=progress)
+            elif options["nct_ids"]:
+                run = services.sync_selected_trials(options["nct_ids"])
             else:
                 run = services.sync_trials(
                     full=options["full"], since=options["since"], progress=progress
@@ -147,6 +162,13 @@ class Command(BaseCommand):
             return
         if sent:
             self.stdout.write(f"Flag digests sent: {sent} email(s).")
+
+
+def _nct_id(text: str) -> str:
+    nct_id = text.strip().upper()
+    if not NCT_ID.match(nct_id):
+        raise argparse.ArgumentTypeError(f"expected an NCT id such as NCT01234567, not {text!r}")
+    return nct_id
 
 
 def _date(text: str) -> datetime.date:
