@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test check browser lint format bench-help clean
+.PHONY: run test check browser stack-tools lint format bench-help clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ run: $(VENV)/.base-installed
 ## validated, no warnings), then the whole pytest suite
 ## (the browser tests drive the Chromium of `make browser`; screenshots in test-artifacts/)
 test: export DEBUG ?= 1
-test: check browser
+test: check browser stack-tools
 	CHROMIUM_PATH="$${CHROMIUM_PATH:-$$(command -v chromium)}" $(BIN)/pytest $(PYTEST_ARGS)
 
 AXE_DIR := tests/browser
@@ -64,6 +64,27 @@ browser:
 	else \
 		echo "The browser tests need Chromium: run 'sudo apt-get install chromium'" \
 			"(or set CHROMIUM_PATH to a Chromium binary)" >&2; \
+		exit 1; \
+	fi
+
+## stack-tools: the PostgreSQL server programs and redis-server, which the end-to-end test
+## (tests/browser/test_stack_end_to_end.py) runs privately on free ports; installed with
+## apt-get when missing (as root or through password-less sudo).
+stack-tools:
+	@if { command -v pg_config >/dev/null 2>&1 && [ -x "$$(pg_config --bindir)/initdb" ]; } \
+		|| ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	else missing=" postgresql"; fi; \
+	command -v redis-server >/dev/null 2>&1 || missing="$${missing:-} redis-server"; \
+	if [ -z "$${missing:-}" ]; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing for the end-to-end test:$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		echo "Installing for the end-to-end test:$$missing"; \
+		sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	else \
+		echo "The end-to-end test needs:$$missing (e.g.'sudo apt-get install$$missing')" >&2; \
 		exit 1; \
 	fi
 

@@ -6,6 +6,7 @@ must then provide what has no safe default: ``SECRET_KEY`` and ``ALLOWED_HOSTS``
 The variables are listed in ``.env.example`` and in README.md.
 """
 
+import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -337,11 +338,15 @@ except ValueError:
         f"CTGOV_SYNC_CRONTAB must have five fields (minute hour day month weekday), "
         f"got {CTGOV_SYNC_CRONTAB!r}"
     ) from None
+# Instead of the crontab, every N seconds (the end-to-end test; a staging stack): 0 = crontab.
+CTGOV_SYNC_EVERY_SECONDS = env.int("CTGOV_SYNC_EVERY_SECONDS", default=0)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Incremental ClinicalTrials.gov sync (records updated since the last successful run).
     "nightly-ctgov-sync": {
         "task": "trials.tasks.sync_trials_task",
-        "schedule": crontab(
+        "schedule": datetime.timedelta(seconds=CTGOV_SYNC_EVERY_SECONDS)
+        if CTGOV_SYNC_EVERY_SECONDS > 0
+        else crontab(
             minute=_sync_minute,
             hour=_sync_hour,
             day_of_month=_sync_day,
