@@ -84,7 +84,7 @@ stack-tools:
 		echo "Installing for the end-to-end test:$$missing"; \
 		sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	else \
-		echo "The end-to-end test needs:$$missing (e.g.'sudo apt-get install$$missing')" >&2; \
+		echo "The end-to-end test needs:$$missing (e.g. 'sudo apt-get install$$missing')" >&2; \
 		exit 1; \
 	fi
 
