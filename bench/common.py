@@ -61,12 +61,14 @@ def production_env(database_url: str, **extra: str) -> dict[str, str]:
     return environment
 
 
-def run_child(script: str, args: list[str], database_url: str) -> dict[str, Any]:
+def run_child(
+    script: str, args: list[str], database_url: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``script`` with ``args`` in a fresh process; it prints its result as JSON last."""
     completed = subprocess.run(
         [sys.executable, script, *args],
         cwd=PROJECT_DIR,
-        env=production_env(database_url),
+        env=env or production_env(database_url),
         capture_output=True,
         text=True,
         check=False,
@@ -93,6 +95,38 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def gunicorn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """gunicorn with 2 workers on 127.0.0.1:``port``, as the container runs it."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "--workers=2",
+            f"--bind=127.0.0.1:{port}",
+            "--log-level=warning",
+        ],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def celery_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A Celery worker with 2 processes on ``env``'s broker, its queue emptied first."""
+    celery = [sys.executable, "-m", "celery", "-A", "config"]
+    subprocess.run([*celery, "purge", "-f"], cwd=PROJECT_DIR, env=env, capture_output=True)
+    return subprocess.Popen(
+        [*celery, "worker", "--concurrency=2", "--loglevel=WARNING", "--without-gossip"],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 @contextmanager
 def served(database_url: str, **extra: str) -> Iterator[str]:
     """gunicorn (2 workers) as in production on ``database_url``: static files collected
@@ -117,21 +151,7 @@ def served(database_url: str, **extra: str) -> Iterator[str]:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "--workers=2",
-            f"--bind=127.0.0.1:{port}",
-            "--log-level=warning",
-        ],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    server = gunicorn(env, port)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(150):

@@ -283,6 +283,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=2 *
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=2 * 3600 + 300)
 CELERY_RESULT_EXPIRES = 7 * 24 * 3600
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Niceness of each worker process (config/celery.py): a re-match on the machine that also
+# serves the web app must not slow the pages down; 0 leaves it as started.
+CELERY_WORKER_NICE = env.int("CELERY_WORKER_NICE", default=10)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # /healthz says "degraded" when more tasks than this wait in the default queue.
 HEALTH_QUEUE_BACKLOG = env.int("HEALTH_QUEUE_BACKLOG", default=1000)

@@ -1,5 +1,7 @@
 """A real worker executes tasks sent through the configured broker (Redis in CI)."""
 
+from typing import Any
+
 import pytest
 
 from config.celery import app as celery_app
@@ -26,3 +28,17 @@ def test_tasks_are_configured_for_safe_redelivery() -> None:
 
 def test_tasks_can_wait_for_the_transaction_to_commit() -> None:
     assert hasattr(ping, "delay_on_commit")
+
+
+def test_worker_processes_yield_to_the_web_app(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from celery.signals import worker_process_init
+
+    increments: list[int] = []
+    monkeypatch.setattr("config.celery.os.nice", increments.append)
+    settings.CELERY_WORKER_NICE = 10
+    worker_process_init.send(sender=None)
+    settings.CELERY_WORKER_NICE = 0
+    worker_process_init.send(sender=None)
+    assert increments == [10]
