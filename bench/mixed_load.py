@@ -87,6 +87,7 @@ class Recorder:
 
 
 def visitor(base: str, recorder: Recorder, deadline: float, pause: float) -> None:
+    time.sleep(random.uniform(0, 2 * pause))  # people arrive over time, not all at once
     while time.monotonic() < deadline:
         browser = Visitor(base)
         recorder.call("form: intro", browser.request, "GET", "/prescreen/")
@@ -111,6 +112,7 @@ def visitor(base: str, recorder: Recorder, deadline: float, pause: float) -> Non
 def coordinator(
     base: str, recorder: Recorder, deadline: float, pause: float, pairs: list[list[int]]
 ) -> None:
+    time.sleep(random.uniform(0, 2 * pause))
     browser = CoordinatorBrowser(base, "bench-admin")
     while time.monotonic() < deadline:
         pick = random.random()
@@ -132,6 +134,7 @@ def system(
 
     session = requests.Session()
     session.headers.update({"Authorization": f"Token {token}", "X-Forwarded-Proto": "https"})
+    time.sleep(random.uniform(0, 2 * pause))
     while time.monotonic() < deadline:
         if random.random() < 0.5:
             recorder.call("api: trials", session.get, base + "/api/v1/trials/", timeout=60)
