@@ -6,11 +6,13 @@ matches computed and stored, kept current, exported, and fanned out to a real Ce
 import copy
 import csv
 import datetime
+import gc
 import io
 import json
 import re
 import subprocess
 import sys
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -918,3 +920,26 @@ def test_stored_text_survives_tabs_newlines_and_backslashes() -> None:
     assert stored.unknown_facts == [awkward]
     assert stored.distance_km is None
     assert stored.evaluated_at == now
+
+
+def test_recompiling_trials_frees_the_garbage_an_earlier_freeze_kept() -> None:
+    """``gc.freeze`` takes cyclic garbage not yet collected along with the live objects; the
+    next recompile must hand it back to the collector (a worker recompiles after each sync)."""
+
+    class Node:
+        me: Any
+
+    gc.disable()
+    try:
+        node = Node()
+        node.me = node  # a cycle: only the cyclic collector frees it
+        ref = weakref.ref(node)
+        del node
+        gc.freeze()  # an earlier recompile, while the cycle was still waiting
+        gc.collect()
+        assert ref() is not None  # frozen: out of the collector's sight
+        matching._freeze_long_lived()
+        assert ref() is None
+    finally:
+        gc.unfreeze()
+        gc.enable()
