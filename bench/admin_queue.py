@@ -37,6 +37,7 @@ from common import (
     PROJECT_DIR,
     HttpsClient,
     PostgresDatabase,
+    manage,
     p95,
     production_env,
     served,
@@ -223,13 +224,7 @@ def main() -> None:
         seconds = import_patients(options.patients, env)
         print(f"patients: {options.patients} imported in {seconds:.0f} s")
         started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "manage.py", "match", "--no-progress"],
-            cwd=PROJECT_DIR,
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        manage(env, "match", "--no-progress")
         print(f"matched in {time.perf_counter() - started:.0f} s")
         prepared = prepare(env)
         measure(database_url, prepared, options.requests)

@@ -24,7 +24,15 @@ import threading
 import time
 
 import requests
-from common import DEFAULT_POSTGRES, PROJECT_DIR, p95, production_env, served, setup_django
+from common import (
+    DEFAULT_POSTGRES,
+    PROJECT_DIR,
+    p95,
+    production_env,
+    reused_database,
+    served,
+    setup_django,
+)
 
 
 def child_token() -> dict[str, object]:
@@ -100,10 +108,7 @@ def main() -> None:
     if options.child:
         print(json.dumps(child_token()))
         return
-    if not options.reuse:
-        parser.error("--reuse NAME is required (a database from bench/admin_queue.py --keep)")
-
-    database_url = options.postgres.rsplit("/", 1)[0] + f"/{options.reuse}"
+    database_url = reused_database(parser, options)
     made = subprocess.run(
         [sys.executable, __file__, "--child"],
         cwd=PROJECT_DIR,

@@ -78,6 +78,25 @@ def run_child(
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def manage(env: dict[str, str], *args: str) -> None:
+    """``manage.py`` with ``args`` in a fresh process on ``env``; its output is dropped and a
+    failure stops the benchmark."""
+    subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_DIR,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def reused_database(parser: Any, options: Any) -> str:
+    """The URL of the kept database ``--reuse`` names (an error when it is missing)."""
+    if not options.reuse:
+        parser.error("--reuse NAME is required (a database from bench/admin_queue.py --keep)")
+    return str(options.postgres.rsplit("/", 1)[0] + f"/{options.reuse}")
+
+
 def setup_django() -> None:
     sys.path.insert(0, str(PROJECT_DIR))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")

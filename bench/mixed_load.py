@@ -26,8 +26,6 @@ import argparse
 import json
 import random
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -38,10 +36,11 @@ from admin_queue import Browser as CoordinatorBrowser
 from api_load import child_token
 from common import (
     DEFAULT_POSTGRES,
-    PROJECT_DIR,
     celery_worker,
+    manage,
     p95,
     production_env,
+    reused_database,
     run_child,
     served,
     setup_django,
@@ -156,10 +155,7 @@ def main() -> None:
     if options.child:
         print(json.dumps(child_pairs()))
         return
-    if not options.reuse:
-        parser.error("--reuse NAME is required (a database from bench/admin_queue.py --keep)")
-
-    database_url = options.postgres.rsplit("/", 1)[0] + f"/{options.reuse}"
+    database_url = reused_database(parser, options)
     # One address at machine speed: the form's and the API's limits are lifted for the run.
     extra = {
         "CELERY_BROKER_URL": BROKER,
@@ -177,13 +173,7 @@ def main() -> None:
     try:
         with served(database_url, **extra) as base:
             started_at = time.time()
-            subprocess.run(
-                [sys.executable, "manage.py", "match", "--queue"],
-                cwd=PROJECT_DIR,
-                env=env,
-                check=True,
-                capture_output=True,
-            )
+            manage(env, "match", "--queue")
             deadline = time.monotonic() + options.seconds
             common_args = (base, recorder, deadline, options.pause)
             threads = []

@@ -26,7 +26,6 @@ import datetime
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,6 +42,7 @@ from common import (
     celery_worker,
     free_port,
     gunicorn,
+    manage,
     production_env,
 )
 
@@ -140,27 +140,19 @@ def main() -> None:
             USE_X_FORWARDED_PROTO="1",
         )
 
-        def manage(*args: str) -> None:
-            subprocess.run(
-                [sys.executable, "manage.py", *args],
-                cwd=PROJECT_DIR,
-                env=env,
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-
         print("preparing: migrate, trials, patients ...", flush=True)
-        manage("migrate", "--noinput")
-        manage("collectstatic", "--noinput")
-        manage("sync_trials", "--full", "--no-progress")
+        manage(env, "migrate", "--noinput")
+        manage(env, "collectstatic", "--noinput")
+        manage(env, "sync_trials", "--full", "--no-progress")
         manage(
+            env,
             "generate_patients",
             "--count",
             str(options.patients),
             "--output",
             str(folder / "patients"),
         )
-        manage("import_patients", "--no-progress", str(folder / "patients"))
+        manage(env, "import_patients", "--no-progress", str(folder / "patients"))
         worker = celery_worker(env)
         web = gunicorn(env, port)
         stop = threading.Event()
@@ -181,13 +173,7 @@ def main() -> None:
                 if now >= next_sync:
                     syncs += 1
                     republish(registry, syncs)
-                    subprocess.run(
-                        [sys.executable, "manage.py", "sync_trials", "--queue"],
-                        cwd=PROJECT_DIR,
-                        env=env,
-                        check=True,
-                        stdout=subprocess.DEVNULL,
-                    )
+                    manage(env, "sync_trials", "--queue")
                     next_sync = now + options.every
                 if now >= next_sample:
                     sample = {
