@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -43,11 +44,16 @@ def captured() -> Iterator[io.StringIO]:
     handler.setFormatter(JsonFormatter(exception_messages=False))
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
+    # The level production logs at (LOGGING's root level): a test before this one may have
+    # raised it (a Celery test worker sets up its own logging).
+    previous = root.level
+    root.setLevel(settings.LOGGING["root"]["level"])
     root.addHandler(handler)
     try:
         yield stream
     finally:
         root.removeHandler(handler)
+        root.setLevel(previous)
 
 
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:
