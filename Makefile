@@ -5,6 +5,8 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# pytest processes of `make test` (pytest-xdist; a test module stays in one process).
+PYTEST_WORKERS ?= 2
 
 .PHONY: run test check browser stack-tools lint format bench-help clean
 
@@ -32,7 +34,8 @@ run: $(VENV)/.base-installed
 ## (the browser tests drive the Chromium of `make browser`; screenshots in test-artifacts/)
 test: export DEBUG ?= 1
 test: check browser stack-tools
-	CHROMIUM_PATH="$${CHROMIUM_PATH:-$$(command -v chromium)}" $(BIN)/pytest $(PYTEST_ARGS)
+	CHROMIUM_PATH="$${CHROMIUM_PATH:-$$(command -v chromium)}" \
+		$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 AXE_DIR := tests/browser
 
