@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from django.db import connection
 
@@ -65,20 +66,33 @@ def start_worker(queue: str, environment: dict[str, str], log: Path) -> subproce
         )
 
 
-def kill(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    """Send ``sig`` to the process and everything it started, and reap it."""
+def kill(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL, grace: float = 30) -> None:
+    """Send ``sig`` to the process and everything it started, and reap it (SIGKILL after
+    ``grace`` seconds)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
     try:
-        process.wait(timeout=30)
+        process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
 
 
-def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
+def wait_for(
+    condition: Callable[[], Any],
+    *,
+    timeout: float,
+    what: str,
+    ignoring: tuple[type[BaseException], ...] = (),
+) -> None:
+    """Until ``condition()`` is true; an exception in ``ignoring`` counts as "not yet"."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while True:
+        try:
+            if condition():
+                return
+        except ignoring:
+            pass
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.1)

@@ -10,6 +10,7 @@ Each can be killed, stopped and started again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pwd
 import shutil
@@ -18,15 +19,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import requests
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from tests import processes
+from tests.processes import PROJECT_DIR
 
 
 def free_port() -> int:
@@ -35,16 +34,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for(condition: Callable[[], Any], *, timeout: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(Exception):
-            found = condition()
-            if found:
-                return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
+# While services start and restart, a check that fails (no answer, refused connection) means
+# "not yet".
+wait_for = functools.partial(processes.wait_for, ignoring=(Exception,))
 
 
 def postgres_bin() -> Path:
@@ -239,13 +231,7 @@ class Service:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        processes.kill(self.process, sig, grace=60)  # a worker's warm shutdown ends its task
         self.process = None
 
     def running(self) -> bool:
