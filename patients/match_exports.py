@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from django.db.models import QuerySet
 
-from patients.matching import MATCHER_VERSION, criteria_of
+from patients.matching import CRITERIA_OF_FIELDS, MATCHER_VERSION, criteria_of
 from patients.models import Match
 from trials.eligibility.geo import km_to_miles
 from trials.models import Criterion
@@ -48,7 +48,11 @@ def iter_documents(queryset: QuerySet[Match]) -> Iterator[dict[str, Any]]:
     for match in queryset.iterator(chunk_size=500):
         criteria = criteria_by_trial.get(match.trial_id)
         if criteria is None:
-            criteria = list(Criterion.objects.filter(trial_id=match.trial_id).order_by("position"))
+            criteria = list(
+                Criterion.objects.filter(trial_id=match.trial_id)
+                .only(*CRITERIA_OF_FIELDS)
+                .order_by("position")
+            )
             criteria_by_trial[match.trial_id] = criteria
         yield document(match, criteria)
 
