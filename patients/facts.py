@@ -85,6 +85,7 @@ def patient_facts(patient: models.Patient) -> engine.PatientFacts:
             else None
         ),
         primary_site=CancerSite(primary.site) if primary and primary.site else None,
+        primary_site_code=(primary.icd10_code or "") if primary else "",
         primary_site_provenance=provenance(primary) if primary else engine.Provenance(),
         siewert_type=primary.siewert_type or None if primary else None,
         histology=Histology(primary.histology) if primary and primary.histology else None,

@@ -80,6 +80,20 @@ LAB_CODES = {
     "62238-1": Analyte.EGFR,
     "29463-7": Analyte.WEIGHT,
     "8302-2": Analyte.HEIGHT,
+    "6301-6": Analyte.INR,  # INR in Platelet poor plasma by Coagulation assay
+    "34714-6": Analyte.INR,  # INR in Blood by Coagulation assay
+    "46418-0": Analyte.INR,  # INR in Capillary blood by Coagulation assay
+    "38875-1": Analyte.INR,  # INR in Platelet poor plasma or blood by Coagulation assay
+    "5902-2": Analyte.PT,  # Prothrombin time (PT)
+    "5964-2": Analyte.PT,  # Prothrombin time (PT) in Blood by Coagulation assay
+    "3173-2": Analyte.APTT,  # aPTT in Blood by Coagulation assay
+    "14979-9": Analyte.APTT,  # aPTT in Platelet poor plasma by Coagulation assay
+    "6768-6": Analyte.ALP,  # Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma
+    "2889-4": Analyte.URINE_PROTEIN,  # Protein [Mass/time] in 24 hour Urine
+    "10230-1": Analyte.LVEF,  # Left ventricular Ejection fraction
+    "8806-2": Analyte.LVEF,  # Left ventricular Ejection fraction by 2D echo
+    "18043-0": Analyte.LVEF,  # Left ventricular Ejection fraction by US
+    "8636-3": Analyte.QTC,  # QT interval corrected (8634-8 is the uncorrected QT: not used)
 }
 ECOG_CODE, KARNOFSKY_CODE = "89247-1", "89243-0"
 ECOG_ANSWERS = {
@@ -135,12 +149,55 @@ COMORBIDITY_CODES: tuple[tuple[str, str, str], ...] = (
     ("Z94.84", "stem_cell_transplant", "stem cell transplant"),
     ("Z94", "organ_transplant", "organ transplant"),
     ("Z85", "other_malignancy", "personal history of malignancy"),
+    # Cardiovascular events and conditions.
+    ("I21", "myocardial_infarction", "acute myocardial infarction"),
+    ("I22", "myocardial_infarction", "subsequent myocardial infarction"),
+    ("I23", "myocardial_infarction", "complication of acute myocardial infarction"),
+    ("I25.2", "myocardial_infarction", "old myocardial infarction"),
+    ("I20.0", "unstable_angina", "unstable angina"),
+    ("I50", "heart_failure", "heart failure"),
+    ("I11.0", "heart_failure", "hypertensive heart disease with heart failure"),
+    ("I13.0", "heart_failure", "hypertensive heart and chronic kidney disease with heart failure"),
+    ("I13.2", "heart_failure", "hypertensive heart and chronic kidney disease with heart failure"),
+    ("I47", "arrhythmia", "paroxysmal tachycardia"),
+    ("I48", "arrhythmia", "atrial fibrillation and flutter"),
+    ("I49", "arrhythmia", "cardiac arrhythmia"),
+    ("I60", "stroke", "subarachnoid haemorrhage"),
+    ("I61", "stroke", "intracerebral haemorrhage"),
+    ("I63", "stroke", "cerebral infarction"),
+    ("I64", "stroke", "stroke, not specified as haemorrhage or infarction"),  # ICD-10 (WHO)
+    ("G45.0", "stroke", "transient ischaemic attack"),
+    ("G45.1", "stroke", "transient ischaemic attack"),
+    ("G45.2", "stroke", "transient ischaemic attack"),
+    ("G45.3", "stroke", "amaurosis fugax"),
+    ("G45.8", "stroke", "transient ischaemic attack"),
+    ("G45.9", "stroke", "transient ischaemic attack"),  # not G45.4, transient global amnesia
+    ("I69.3", "stroke", "sequelae of cerebral infarction"),
+    ("Z86.73", "stroke", "personal history of TIA or cerebral infarction"),
+    ("I74", "arterial_thromboembolism", "arterial embolism and thrombosis"),
+    ("I26", "venous_thromboembolism", "pulmonary embolism"),
+    ("I80.1", "venous_thromboembolism", "deep vein thrombosis"),  # not I80.0, superficial
+    ("I80.2", "venous_thromboembolism", "deep vein thrombosis"),
+    ("I82.2", "venous_thromboembolism", "vena cava thrombosis"),
+    ("I82.4", "venous_thromboembolism", "deep vein thrombosis"),
+    ("I82.5", "venous_thromboembolism", "chronic deep vein thrombosis"),
+    ("I82.62", "venous_thromboembolism", "deep vein thrombosis of upper extremity"),
+    ("I82.72", "venous_thromboembolism", "chronic deep vein thrombosis of upper extremity"),
+    ("I82.A", "venous_thromboembolism", "axillary vein thrombosis"),
+    ("I82.B", "venous_thromboembolism", "subclavian vein thrombosis"),
+    ("I82.C", "venous_thromboembolism", "internal jugular vein thrombosis"),
+    ("I82.9", "venous_thromboembolism", "venous thrombosis"),
+    ("Z86.71", "venous_thromboembolism", "personal history of venous thromboembolism"),
 )
+# Codes that say a past event happened without dating it (an "old" infarction, a personal
+# history): their recordedDate is when it was written down, not its onset.
+HISTORY_CODES = ("I25.2", "I69", "Z86.7")
 METASTASIS_CODES = {
     "C78.6": "peritoneum",
     "C78.7": "liver",
     "C78.0": "lung",
     "C79.5": "bone",
+    "C79.32": "leptomeningeal",  # before C79.3: the longest code wins
     "C79.3": "brain",
     "C77": "distant_lymph_nodes",
 }
@@ -341,7 +398,7 @@ class _FactReader:
             if match:
                 self._comorbidity(entry, match[1], match[2], code)
                 return
-            if code.startswith("C"):
+            if code.startswith("C") or _IN_SITU.match(code):
                 self._other_malignancy(entry)
                 return
         words = text.lower()
@@ -385,7 +442,9 @@ class _FactReader:
                 "name": _text(resource.get("code")) or "another malignancy",
                 "icd10_code": codes[0] if codes else "",
                 "present": True,
-                "active": _active(resource),
+                "active": _remission_coded(codes)
+                if _remission_coded(codes) is not None
+                else _active(resource),
                 "onset_date": _condition_date(resource),
             },
             _condition_date(resource),
@@ -394,6 +453,9 @@ class _FactReader:
     def _comorbidity(self, entry: Entry, kind: str, name: str, code: str) -> None:
         resource = entry.resource
         refuted = _code(resource.get("verificationStatus")) == "refuted"
+        onset = (
+            _onset_date(resource) if code.startswith(HISTORY_CODES) else _condition_date(resource)
+        )
         self.add(
             entry,
             "Comorbidity",
@@ -403,7 +465,7 @@ class _FactReader:
                 "icd10_code": code,
                 "present": not refuted,
                 "active": _active(resource),
-                "onset_date": _condition_date(resource),
+                "onset_date": onset,
             },
             _condition_date(resource),
         )
@@ -833,6 +895,22 @@ def _surgery(text: str) -> str | None:
     return next((procedure for word, procedure in SURGERY_WORDS if word in text), None)
 
 
+# In-situ neoplasms (D00-D09) are malignancies the criteria name, mostly as exceptions.
+_IN_SITU = re.compile(r"^D0\d")
+# Leukaemias, myeloma and lymphomas whose ICD-10-CM code states the remission status
+# (C91.10 "not having achieved remission", C91.11 "in remission", C91.12 "in relapse").
+_REMISSION_CODED = re.compile(r"^C9[0-5]\.[0-9A-Z]([012])$")
+
+
+def _remission_coded(codes: list[str]) -> bool | None:
+    """Active (True) or in remission (False) as the code itself says; None when it does not."""
+    for code in codes:
+        match = _REMISSION_CODED.match(code)
+        if match:
+            return match.group(1) != "1"
+    return None
+
+
 def _active(resource: dict[str, Any]) -> bool | None:
     status = _code(resource.get("clinicalStatus"))
     if status in ("active", "recurrence", "relapse"):
@@ -843,10 +921,13 @@ def _active(resource: dict[str, Any]) -> bool | None:
 
 
 def _condition_date(resource: dict[str, Any]) -> datetime.date | None:
-    return (
-        _date(resource.get("onsetDateTime"))
-        or _date((resource.get("onsetPeriod") or {}).get("start"))
-        or _date(resource.get("recordedDate"))
+    return _onset_date(resource) or _date(resource.get("recordedDate"))
+
+
+def _onset_date(resource: dict[str, Any]) -> datetime.date | None:
+    """The onset the Condition states (``onsetDateTime`` or ``onsetPeriod.start``), if any."""
+    return _date(resource.get("onsetDateTime")) or _date(
+        (resource.get("onsetPeriod") or {}).get("start")
     )
 
 

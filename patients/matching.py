@@ -1,10 +1,11 @@
 """Patients matched against trials: the engine's evaluation run over the database, and stored.
 
-``match_patients`` evaluates patients against the trials open to enrolment in the gastric
-family (the cheap filters run in SQL and before each evaluation) and replaces their stored
-matches in one transaction per chunk, so a reader never sees half a patient's matches. Trials
-are compiled once per process (``TrialRulesCache``) and recompiled only when their
-``matching_inputs_at`` moves. A match records the inputs it was computed from; one whose
+``match_patients`` evaluates patients against every trial open to enrolment (the sync's query
+decides which trials the service holds; the cheap filters run in SQL and before each
+evaluation: a patient is evaluated only against trials for their cancer site) and replaces
+their stored matches in one transaction per chunk, so a reader never sees half a patient's
+matches. Trials are compiled once per process (``TrialRulesCache``) and recompiled only when
+their ``matching_inputs_at`` moves. A match records the inputs it was computed from; one whose
 inputs changed since is not current (``Match.objects.current()``).
 """
 
@@ -21,12 +22,14 @@ from typing import Any
 
 import orjson
 from django.db import connection, transaction
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
 from patients.facts import patient_facts, with_facts
 from patients.models import FlagEvent, Match, Patient
 from trials.eligibility import constraints as c
+from trials.eligibility.classify import trial_cancer_sites
+from trials.eligibility.coverage import reading_review
 from trials.eligibility.evaluate import (
     MatchResult,
     PatientEvaluator,
@@ -41,16 +44,16 @@ from trials.models import Criterion, Trial, TrialSite
 logger = logging.getLogger(__name__)
 
 # The parser's version and the evaluator's: a change to either makes stored matches stale.
-MATCHER_VERSION = f"{ENGINE_VERSION}/m1"
+# m2: every open trial is a candidate, pre-filtered by cancer site (no longer the gastric family).
+MATCHER_VERSION = f"{ENGINE_VERSION}/m2"
 PATIENT_CHUNK = 200
 _YEARS_PER_UNIT = {"years": 1.0, "months": 1 / 12, "weeks": 7 / 365.25, "days": 1 / 365.25}
 
 
 def candidate_trials() -> QuerySet[Trial]:
-    """Trials worth evaluating at all: open to enrolment, in the gastric / GEJ family."""
-    return Trial.objects.open_to_enrolment().filter(
-        Q(classified_gastric=True) | Q(gastric_preop_immunotherapy=True)
-    )
+    """Trials worth evaluating at all: every one open to enrolment that the service holds
+    (which cancers a trial is for is checked per patient: ``PatientEvaluator.prefilter``)."""
+    return Trial.objects.open_to_enrolment()
 
 
 def _freeze_long_lived() -> None:
@@ -137,6 +140,9 @@ class TrialRulesCache:
                 "join",
                 "corrected_join",
                 "header",
+                "correction_note",
+                "reading_gaps",
+                "reading_marks",
             )
         )
         for (
@@ -150,10 +156,19 @@ class TrialRulesCache:
             join,
             corrected_join,
             header,
+            note,
+            gaps,
+            marks,
         ) in rows.iterator(chunk_size=5000):
             effective = corrected if corrected is not None else constraints
             if header and not effective:
                 continue  # a heading: its items are criteria of their own
+            curated = bool(corrected_category or corrected is not None or corrected_join or note)
+            # A coordinator's correction (or a note saying the reading is right) is a
+            # reviewed reading: it decides whatever the engine could not explain.
+            review, narrowing = (
+                ("", False) if curated else reading_review(kind, gaps or [], marks or [])
+            )
             rules[trial_id].append(
                 self._interner.rule(
                     position,
@@ -161,6 +176,8 @@ class TrialRulesCache:
                     corrected_category or category,
                     _constraints(effective),
                     corrected_join or join,
+                    review,
+                    narrowing=narrowing,
                 )
             )
         sites: dict[int, list[SitePoint]] = {pk: [] for pk in pks}
@@ -176,6 +193,10 @@ class TrialRulesCache:
             "phases",
             "gastric_preop_immunotherapy",
             "classified_gastric",
+            "conditions",
+            "condition_mesh_terms",
+            "brief_title",
+            "official_title",
             "minimum_age_value",
             "minimum_age_unit",
             "maximum_age_value",
@@ -194,6 +215,14 @@ class TrialRulesCache:
                     phases=tuple(trial["phases"] or ()),
                     gastric_preop_immunotherapy=trial["gastric_preop_immunotherapy"],
                     gastric=trial["classified_gastric"],
+                    # Read here, once per compiled trial, from what the sync and the
+                    # classification stored: nothing to migrate, never out of date.
+                    cancer_sites=trial_cancer_sites(
+                        trial["conditions"] or (),
+                        trial["condition_mesh_terms"] or (),
+                        (trial["brief_title"], trial["official_title"]),
+                        gastric=trial["classified_gastric"] or trial["gastric_preop_immunotherapy"],
+                    ),
                     minimum_age=_years(trial["minimum_age_value"], trial["minimum_age_unit"]),
                     maximum_age=_years(trial["maximum_age_value"], trial["maximum_age_unit"]),
                     sex=trial["sex"] or "",
@@ -237,7 +266,7 @@ class MatchRun:
 
     def summary(self) -> str:
         return (
-            f"{self.patients} patient(s) x {self.trials} open gastric trial(s): "
+            f"{self.patients} patient(s) x {self.trials} open trial(s): "
             f"{self.evaluated} evaluated, {self.stored} stored, {self.flagged} flagged "
             f"in {self.seconds:.1f} s"
         )
@@ -499,7 +528,7 @@ def match_all(*, progress: Callable[[int], None] | None = None) -> MatchRun:
 
 
 def remove_non_candidate_matches() -> int:
-    """Drop the matches of trials no longer open / in the family; their flags are cleared."""
+    """Drop the matches of trials no longer open; their flags are cleared."""
     with transaction.atomic():
         gone = Match.objects.exclude(trial__in=candidate_trials())
         flagged = gone.filter(flagged=True).values_list("patient_id", "trial_id", "verdict")

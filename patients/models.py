@@ -453,6 +453,13 @@ class Comorbidity(Fact):
             (ComorbidityKind.ORGAN_TRANSPLANT.value, "Organ transplant"),
             (ComorbidityKind.STEM_CELL_TRANSPLANT.value, "Allogeneic stem-cell transplant"),
             (ComorbidityKind.OTHER_MALIGNANCY.value, "Other malignancy"),
+            (ComorbidityKind.MYOCARDIAL_INFARCTION.value, "Myocardial infarction"),
+            (ComorbidityKind.UNSTABLE_ANGINA.value, "Unstable angina"),
+            (ComorbidityKind.HEART_FAILURE.value, "Heart failure"),
+            (ComorbidityKind.ARRHYTHMIA.value, "Cardiac arrhythmia"),
+            (ComorbidityKind.STROKE.value, "Stroke / transient ischaemic attack"),
+            (ComorbidityKind.ARTERIAL_THROMBOEMBOLISM.value, "Arterial thromboembolism"),
+            (ComorbidityKind.VENOUS_THROMBOEMBOLISM.value, "Venous thromboembolism (DVT / PE)"),
             (ComorbidityKind.OTHER.value, "Other"),
         ],
     )

@@ -127,7 +127,7 @@ class CriterionInline(admin.TabularInline):
         if criterion.corrected:
             who = criterion.corrected_by.get_username() if criterion.corrected_by else ""
             return f"corrected by {who}"
-        return ""
+        return _reading_status(criterion)
 
 
 @admin.register(Trial)
@@ -436,11 +436,19 @@ def _evidence_list(items: list[dict[str, str]]) -> str:
 
 
 def _reading_status(criterion: Criterion) -> str:
+    """complete / incomplete (with the words) / suspect (with the reason) / corrected."""
     if criterion.needs_review:
         return "⚠ corrected before the text changed: review"
     if criterion.corrected:
         return "✎ corrected"
-    return "✓ read" if criterion.parsed else "? not read: needs review"
+    if not criterion.parsed:
+        return "? not read: needs review"
+    if criterion.reading_marks:
+        return "⚠ suspect: " + "; ".join(criterion.reading_marks)
+    if criterion.reading_gaps:
+        words = ", ".join(f"“{gap}”" for gap in criterion.reading_gaps)
+        return f"◐ incomplete, not understood: {words}"
+    return "✓ complete"
 
 
 def _version_item(version: TrialVersion, previous: TrialVersion | None) -> str:

@@ -174,6 +174,8 @@ def _row(trial: Trial, criterion: ParsedCriterion) -> Criterion:
         category=criterion.category,
         constraints=[constraint.as_dict() for constraint in criterion.constraints],
         join=criterion.join,
+        reading_gaps=list(criterion.gaps),
+        reading_marks=list(criterion.marks),
     )
 
 

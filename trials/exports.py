@@ -82,6 +82,9 @@ def trial_export_row(trial: Trial) -> dict[str, Any]:
                 "constraints": criterion.effective_constraints,
                 "join": criterion.effective_join,
                 "corrected": criterion.corrected,
+                # What the engine's own reading left unexplained, and why it is suspect.
+                "reading_gaps": criterion.reading_gaps,
+                "reading_marks": criterion.reading_marks,
             }
             for criterion in trial.criteria.all()
         ],

@@ -186,6 +186,10 @@ class Criterion(models.Model):
     category = models.CharField(max_length=20, choices=Category.choices)
     constraints = models.JSONField(default=list, blank=True)
     join = models.CharField(max_length=3, choices=Join.choices, default=Join.ALL)
+    # What the engine's reading left unexplained, and its review marks: a reading with either
+    # never decides (unknown, "reading incomplete: ..."), until a coordinator corrects it.
+    reading_gaps = models.JSONField(default=list, blank=True)
+    reading_marks = models.JSONField(default=list, blank=True)
     # A coordinator's correction: empty fields keep the engine's reading.
     corrected_category = models.CharField(max_length=20, choices=Category.choices, blank=True)
     corrected_constraints = models.JSONField(null=True, blank=True)

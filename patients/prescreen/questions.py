@@ -39,9 +39,12 @@ SEX_CHOICES = [
 SITE_CHOICES = [
     ("stomach", "In the stomach"),
     ("gej", "Where the stomach meets the food pipe (the gastroesophageal junction)"),
+    ("esophagus", "In the food pipe (the oesophagus)"),
     ("other", "Somewhere else"),
     (UNKNOWN, "I'm not sure"),
 ]
+# The answers that name a primary site (``CancerSite`` values).
+_SITES = tuple(value for value, _ in SITE_CHOICES if value != UNKNOWN)
 HISTOLOGY_CHOICES = [
     ("adenocarcinoma", "Adenocarcinoma (the most common type)"),
     ("other", "Another type"),
@@ -375,7 +378,8 @@ class CancerForm(StepForm):
     title = "Your cancer"
     intro = "Answer what you know. \u201cI don't know\u201d is always fine."
     why: ClassVar[dict[str, str]] = {
-        "site": "Trials here are for cancer of the stomach or where it meets the food pipe.",
+        "site": "Most trials are for cancer that started in one place: the stomach, the food "
+        "pipe, or where the two meet.",
         "histology": "Many trials are only for one type. Your report from the lab says which.",
         "spread": "Some trials are for cancer that has not spread; others for cancer that has.",
         "spread_sites": "Some trials do not accept cancer that has spread to certain places.",
@@ -619,11 +623,11 @@ def profile_from_answers(
 
     site = _get(answers, "cancer", "site")
     histology = _get(answers, "cancer", "histology")
-    if site in ("stomach", "gej", "other") or histology in ("adenocarcinoma", "other"):
+    if site in _SITES or histology in ("adenocarcinoma", "other"):
         add(
             "PrimaryCancer",
             "primary",
-            site=site if site in ("stomach", "gej", "other") else "",
+            site=site if site in _SITES else "",
             histology=histology if histology in ("adenocarcinoma", "other") else "",
         )
     spread = _get(answers, "cancer", "spread")

@@ -342,8 +342,31 @@ OPEN_WORDS = {
     "allogeneic stem-cell transplant": "whether you had a stem-cell transplant from a donor",
     "another malignancy": "whether you have had another cancer",
     "Gilbert syndrome": "whether you have Gilbert syndrome",
+    "heart failure": "whether you have heart failure",
+    "cardiac arrhythmia": "whether you have an irregular heartbeat",
+    # Events: what matters is whether and when they happened.
+    "myocardial infarction": "whether you have had a heart attack, and when",
+    "myocardial infarction: activity and onset": "whether you have had a heart attack, and when",
+    "unstable angina": "whether you have had unstable angina (chest pain at rest), and when",
+    "unstable angina: activity and onset": "whether you have had unstable angina (chest pain "
+    "at rest), and when",
+    "stroke or transient ischaemic attack": "whether you have had a stroke or a mini-stroke, "
+    "and when",
+    "stroke or transient ischaemic attack: activity and onset": "whether you have had a stroke "
+    "or a mini-stroke, and when",
+    "arterial thromboembolism": "whether you have had a blood clot in an artery, and when",
+    "arterial thromboembolism: activity and onset": "whether you have had a blood clot in an "
+    "artery, and when",
+    "venous thromboembolism (DVT / PE)": "whether you have had a blood clot in a vein or the "
+    "lungs, and when",
+    "venous thromboembolism (DVT / PE): activity and onset": "whether you have had a blood clot "
+    "in a vein or the lungs, and when",
+    # Measurements that are not blood tests.
+    "urine protein (24-hour)": "your recent urine test results",
+    "left ventricular ejection fraction": "the result of your heart scan (echocardiogram)",
+    "QTc (corrected QT interval)": "the result of your heart tracing (ECG)",
 }
-_BLOOD_TESTS = set(ANALYTE_LABELS.values()) | {
+_BLOOD_TESTS = (set(ANALYTE_LABELS.values()) - set(OPEN_WORDS)) | {
     "creatinine clearance (or weight and serum creatinine)"
 }
 
@@ -411,7 +434,8 @@ class Results:
 
 
 def trial_results(answers: Answers, shown: int | None = None) -> Results:
-    """The open gastric trials against the answers: the ones not ruled out, best first
+    """The open trials against the answers (those for the visitor's cancer site, or for any
+    site, as the matcher evaluates them): the ones not ruled out, best first
     (flagged preoperative immunotherapy trials on top), those beyond the travel limit apart.
 
     ``shown``: how many of the listed trials the page shows (None: all); only those and the

@@ -116,7 +116,12 @@ def test_the_registry_text_stands_beside_the_engines_reading(anna: User, matterh
     rows = re.findall(r"<tr><td>\d+</td>(.*?)</tr>", reading, flags=re.S)
     assert len(rows) == matterhorn.criteria.count()
     # Statuses in words with a symbol, never by colour alone.
-    assert "✓ read" in reading
+    assert "✓ complete" in reading
+    # A reading the engine did not fully understand says so, with the words.
+    incomplete = [x for x in matterhorn.criteria.all() if x.reading_gaps and not x.reading_marks]
+    if incomplete:
+        assert "◐ incomplete, not understood: " in reading
+        assert escape(f"“{incomplete[0].reading_gaps[0]}”") in reading
     # Side by side on a wide screen, one above the other on a narrow one (the page's
     # stylesheet, a static file).
     assert "trials/trial_page.css" in page

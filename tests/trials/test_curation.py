@@ -741,6 +741,8 @@ def test_export_includes_the_classification_and_the_criteria(coordinator: User) 
         "constraints": [{"type": "ecog", "allowed": [0, 1]}],
         "join": "all",
         "corrected": False,
+        "reading_gaps": [],
+        "reading_marks": [],
     }
     assert by_text[METASTASIS]["type"] == "exclusion"
     assert by_text[ORGAN_FUNCTION]["parsed"] is False

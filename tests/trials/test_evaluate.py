@@ -70,7 +70,9 @@ def _criteria(nct_id: str) -> tuple[Criterion, ...]:
 
 
 def to_rule(criterion: Criterion) -> Rule:
-    """A parsed criterion as the matcher applies it."""
+    """A parsed criterion's constraints as a rule, as a coordinator confirmed them: these
+    cases test the evaluator on the constraints read (a reading under review is left unknown
+    by the matcher whatever they say: ``test_reading_review.py``)."""
     return Rule(
         criterion.position,
         criterion.kind,
@@ -1251,13 +1253,30 @@ CASES = [
         ("MSI status MSI-H",),
     ),
     Case("msi", "MSS", MSI_EXCLUDED, BASELINE, NOT_MET, ("MSI status MSS, not MSI-H",)),
+    # MSI-H and dMMR are one finding tested two ways: a tumour tested one way answers.
     Case(
         "msi",
         "only MMR tested",
         MSI_EXCLUDED,
         patient(biomarkers={"mmr": "dMMR"}),
+        MET,
+        ("mismatch-repair status dMMR (the same finding as MSI status MSI-H)",),
+    ),
+    Case(
+        "msi",
+        "only MMR tested, proficient",
+        MSI_EXCLUDED,
+        patient(biomarkers={"mmr": "pMMR"}),
+        NOT_MET,
+        ("mismatch-repair status pMMR (the same finding as MSI status MSS), not MSI-H",),
+    ),
+    Case(
+        "msi",
+        "neither MSI nor MMR recorded",
+        MSI_EXCLUDED,
+        patient(biomarkers={}),
         UNKNOWN,
-        ("MSI status not recorded (mismatch-repair status dMMR recorded)",),
+        ("MSI status not recorded",),
         "MSI status",
     ),
     Case("pd-l1", "CPS 5", PDL1_CPS_1, BASELINE, MET, ("PD-L1 CPS 5 ≥ 1",)),
@@ -1305,14 +1324,29 @@ CASES = [
     ),
     Case(
         "autoimmune",
-        "rheumatoid arthritis, active",
+        "rheumatoid arthritis, active, on methotrexate",
         AUTOIMMUNE_EXCEPT_T1D,
-        ill(
-            Comorbidity(AUTOIMMUNE, "type 1 diabetes", active=True),
-            Comorbidity(AUTOIMMUNE, "rheumatoid arthritis", active=True),
+        patient(
+            comorbidities=(
+                Comorbidity(AUTOIMMUNE, "type 1 diabetes", active=True),
+                Comorbidity(AUTOIMMUNE, "rheumatoid arthritis", active=True),
+            ),
+            medications=(Medication("methotrexate", "immunosuppressant", True),),
         ),
         MET,
-        ("rheumatoid arthritis recorded",),
+        ("rheumatoid arthritis recorded, treated systemically (methotrexate)",),
+    ),
+    # "...that has required systemic treatment": a disease never treated systemically
+    # (no immunosuppressant or systemic steroid among the medications) does not count.
+    Case(
+        "autoimmune",
+        "rheumatoid arthritis, active, no systemic treatment among the medications",
+        AUTOIMMUNE_EXCEPT_T1D,
+        patient(
+            comorbidities=(Comorbidity(AUTOIMMUNE, "rheumatoid arthritis", active=True),),
+            medications=(Medication("omeprazole", "other", True),),
+        ),
+        NOT_MET,
     ),
     Case(
         "autoimmune",
@@ -1328,11 +1362,11 @@ CASES = [
     ),
     Case(
         "autoimmune",
-        "rheumatoid arthritis, activity and onset unknown",
+        "rheumatoid arthritis, medications not recorded",
         AUTOIMMUNE_EXCEPT_T1D,
         ill(Comorbidity(AUTOIMMUNE, "rheumatoid arthritis")),
         UNKNOWN,
-        ("rheumatoid arthritis: onset not recorded",),
+        ("rheumatoid arthritis: systemic treatment not recorded",),
         "autoimmune disease",
     ),
     Case(
@@ -1354,11 +1388,14 @@ CASES = [
     ),
     Case(
         "autoimmune",
-        "real criterion without exceptions: type 1 diabetes counts",
+        "real criterion without exceptions: type 1 diabetes on systemic steroids counts",
         AUTOIMMUNE_2_YEARS,
-        ill(Comorbidity(AUTOIMMUNE, "type 1 diabetes", active=True)),
+        patient(
+            comorbidities=(Comorbidity(AUTOIMMUNE, "type 1 diabetes", active=True),),
+            medications=(Medication("prednisone", "systemic_steroid", True, 20),),
+        ),
         MET,
-        ("type 1 diabetes recorded",),
+        ("type 1 diabetes recorded, treated systemically (prednisone)",),
     ),
     Case(
         "ild",

@@ -177,19 +177,29 @@ CONDITION_READS = {"liver_metastases": STAGING, "gilbert": frozenset({"comorbidi
 
 def reads(rule: Rule) -> frozenset[str]:
     found: set[str] = set()
-    for constraint in rule.constraints:
-        found |= READS[type(constraint)]
-        if isinstance(constraint, c.Lab) and constraint.condition:
-            found |= CONDITION_READS[constraint.condition]
+    for whole in rule.constraints:
+        for constraint in c.leaves(whole):  # any-of / all-of read what their items read
+            found |= READS[type(constraint)]
+            if isinstance(constraint, c.Lab) and constraint.condition:
+                found |= CONDITION_READS[constraint.condition.removeprefix("not_")]
+            if isinstance(constraint, c.Comorbidity) and constraint.systemic_treatment:
+                found |= {"medications"}
+            if isinstance(constraint, c.PrimarySite):
+                found |= {"primary_site_code"}
     return frozenset(found)
 
 
 def test_reads_covers_every_constraint_type() -> None:
-    assert set(READS) == set(c.TYPES.values())
+    # any-of / all-of have no reads of their own: ``reads`` takes their items'.
+    assert set(READS) == set(c.TYPES.values()) - {c.AnyOf, c.AllOf}
     conditions = {
-        x.condition for rule in PARSED_RULES for x in rule.constraints if isinstance(x, c.Lab)
+        x.condition
+        for rule in PARSED_RULES
+        for whole in rule.constraints
+        for x in c.leaves(whole)
+        if isinstance(x, c.Lab)
     }
-    assert conditions - {None} <= set(CONDITION_READS)
+    assert {x.removeprefix("not_") for x in conditions if x} <= set(CONDITION_READS)
 
 
 # --- Patients ------------------------------------------------------------------------------
@@ -215,6 +225,13 @@ LAB_RANGES: dict[Analyte, tuple[float, float, float | None]] = {
     Analyte.EGFR: (15.0, 130.0, None),
     Analyte.WEIGHT: (35.0, 140.0, None),
     Analyte.HEIGHT: (140.0, 200.0, None),
+    Analyte.INR: (0.8, 3.5, 1.2),
+    Analyte.PT: (10.0, 30.0, 13.0),
+    Analyte.APTT: (22.0, 80.0, 35.0),
+    Analyte.ALP: (30.0, 800.0, 120.0),
+    Analyte.URINE_PROTEIN: (0.0, 5.0, None),
+    Analyte.LVEF: (20.0, 75.0, None),
+    Analyte.QTC: (360.0, 540.0, None),
 }
 TREATMENT_AGENTS: dict[f.TreatmentCategory, list[tuple[str, str]]] = {
     f.TreatmentCategory.CHEMOTHERAPY: [("oxaliplatin", "platinum"), ("FLOT", ""), ("", "")],
@@ -252,6 +269,13 @@ COMORBIDITY_NAMES = {
     f.ComorbidityKind.ORGAN_TRANSPLANT: ["kidney transplant"],
     f.ComorbidityKind.STEM_CELL_TRANSPLANT: ["allogeneic stem-cell transplant"],
     f.ComorbidityKind.OTHER_MALIGNANCY: ["prostate cancer", "basal cell carcinoma"],
+    f.ComorbidityKind.MYOCARDIAL_INFARCTION: ["acute myocardial infarction", "old MI"],
+    f.ComorbidityKind.UNSTABLE_ANGINA: ["unstable angina"],
+    f.ComorbidityKind.HEART_FAILURE: ["congestive heart failure"],
+    f.ComorbidityKind.ARRHYTHMIA: ["atrial fibrillation"],
+    f.ComorbidityKind.STROKE: ["cerebral infarction", "transient ischaemic attack"],
+    f.ComorbidityKind.ARTERIAL_THROMBOEMBOLISM: ["femoral artery embolism"],
+    f.ComorbidityKind.VENOUS_THROMBOEMBOLISM: ["deep vein thrombosis", "pulmonary embolism"],
     f.ComorbidityKind.OTHER: ["Gilbert syndrome", "hypertension"],
 }
 RADICAL = ["total_gastrectomy", "subtotal_gastrectomy", "esophagectomy"]
@@ -489,6 +513,9 @@ def without(facts: f.PatientFacts, name: str, value: Any) -> f.PatientFacts:
     return replace(facts, **changes)
 
 
+ONE_FINDING = {"msi": "mmr", "mmr": "msi"}
+
+
 def removals(facts: f.PatientFacts) -> Iterable[tuple[str, str, f.PatientFacts]]:
     """(what was removed, the field it belongs to, the patient without it) for every fact."""
     for name in SCALARS:
@@ -502,6 +529,11 @@ def removals(facts: f.PatientFacts) -> Iterable[tuple[str, str, f.PatientFacts]]
             yield name, name, without(facts, name, {})
             if len(held) > 1:
                 for key in held:
+                    if name == "biomarkers" and key in ONE_FINDING and ONE_FINDING[key] in held:
+                        # MSI and MMR status are one finding recorded two ways: without one
+                        # result the other answers for it, by design; a discordant pair
+                        # (MSI-H beside pMMR) may then decide the other way.
+                        continue
                     rest = {k: v for k, v in held.items() if k != key}
                     yield f"{name}[{key}]", name, without(facts, name, rest)
         else:

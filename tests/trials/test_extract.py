@@ -59,8 +59,17 @@ def test_creatinine_or_clearance_are_alternatives() -> None:
         "Serum creatinine ≤ 1.5 x ULN or creatinine clearance ≥ 50 mL/min"
     )
 
-    assert found == [lab("creatinine", "<=", uln=1.5), lab("creatinine_clearance", ">=", value=50)]
-    assert join == "any"
+    # One any-of: either limit suffices (and the criterion's other limits still all hold).
+    assert found == [
+        {
+            "type": "any_of",
+            "items": [
+                lab("creatinine", "<=", uln=1.5),
+                lab("creatinine_clearance", ">=", value=50),
+            ],
+        }
+    ]
+    assert join == "all"
 
 
 @pytest.mark.parametrize(
@@ -220,9 +229,15 @@ def test_stage_ranges(text: str, constraints: list[dict[str, Any]]) -> None:
             "MSI-H/dMMR tumour",
             "inclusion",
             "biomarker",
+            # One finding tested two ways: either result qualifies.
             [
-                {"type": "biomarker", "marker": "msi", "any_of": ["MSI-H"]},
-                {"type": "biomarker", "marker": "mmr", "any_of": ["dMMR"]},
+                {
+                    "type": "any_of",
+                    "items": [
+                        {"type": "biomarker", "marker": "msi", "any_of": ["MSI-H"]},
+                        {"type": "biomarker", "marker": "mmr", "any_of": ["dMMR"]},
+                    ],
+                }
             ],
         ),
         (
@@ -244,6 +259,7 @@ def test_stage_ranges(text: str, constraints: list[dict[str, Any]]) -> None:
                     "within_years": 2.0,
                     "except": ["type i diabetes", "hypothyroidism", "vitiligo"],
                     "active": True,
+                    "systemic_treatment": True,
                 }
             ],
         ),
@@ -333,3 +349,120 @@ def test_non_as_a_prefix_is_not_a_negation() -> None:
     _, found, _ = read("History of non-infectious pneumonitis", "exclusion")
 
     assert found == [{"type": "comorbidity", "kind": "ild", "present": True}]
+
+
+# --- Coagulation, ALP, urine protein, LVEF, QTc; cardiovascular history ------------------------
+
+
+def comorbidity(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "comorbidity", "kind": kind, "present": True, **fields}
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "category", "constraints"),
+    [
+        ("INR ≤ 1.5 x ULN", "inclusion", "lab", [lab("inr", "<=", uln=1.5)]),
+        (
+            "Prothrombin time (PT) and activated partial thromboplastin time (APTT) ≤1.5×ULN",
+            "inclusion",
+            "lab",
+            [lab("pt", "<=", uln=1.5), lab("aptt", "<=", uln=1.5)],
+        ),
+        ("Alkaline phosphatase ≤ 2.5 × ULN", "inclusion", "lab", [lab("alp", "<=", uln=2.5)]),
+        (
+            "Alkaline phosphatase level ≤2.5×ULN (≤5×ULN in case of liver metastasis)",
+            "inclusion",
+            "lab",
+            [lab("alp", "<=", uln=2.5), lab("alp", "<=", uln=5.0, **{"if": "liver_metastases"})],
+        ),
+        ("Urine protein < 1 g/24h", "inclusion", "lab", [lab("urine_protein", "<", value=1.0)]),
+        (
+            "Proteinuria ≤ 1 g/24 hours",
+            "inclusion",
+            "lab",
+            [lab("urine_protein", "<=", value=1.0)],
+        ),
+        (
+            "24-hour urine protein < 500 mg/24h",
+            "inclusion",
+            "lab",
+            [lab("urine_protein", "<", value=0.5)],
+        ),
+        ("LVEF ≥ 50%", "inclusion", "lab", [lab("lvef", ">=", value=50.0)]),
+        (
+            "Left ventricular ejection fraction (LVEF) ≥ 55% by echocardiogram",
+            "inclusion",
+            "lab",
+            [lab("lvef", ">=", value=55.0)],
+        ),
+        ("QTc > 470 ms", "exclusion", "lab", [lab("qtc", ">", value=470.0)]),
+        ("QTcF > 450 msec", "exclusion", "lab", [lab("qtc", ">", value=450.0)]),
+        # A dipstick grade is not a 24-hour excretion: not read, never guessed.
+        ("Urine protein < 2+ on dipstick", "inclusion", "lab", []),
+    ],
+)
+def test_coagulation_urine_cardiac_readings(
+    text: str, kind: str, category: str, constraints: list[dict[str, Any]]
+) -> None:
+    found_category, found, _ = read(text, kind)
+
+    assert sorted(found, key=str) == sorted(constraints, key=str)
+    assert found_category == category
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "category", "constraints"),
+    [
+        (
+            "International normalized ratio (INR) ≤1.5",
+            "inclusion",
+            "lab",
+            [lab("inr", "<=", value=1.5)],
+        ),
+        (
+            "Myocardial infarction within 6 months prior to enrollment",
+            "exclusion",
+            "comorbidity",
+            [comorbidity("myocardial_infarction", within_years=0.5)],
+        ),
+        (
+            "History of deep vein thrombosis or pulmonary embolism",
+            "exclusion",
+            "comorbidity",
+            [comorbidity("venous_thromboembolism")],
+        ),
+        (
+            "Cerebrovascular accident (CVA) or transient ischemic attack (TIA) within 6 months",
+            "exclusion",
+            "comorbidity",
+            [comorbidity("stroke", within_years=0.5)],
+        ),
+    ],
+)
+def test_readings_that_need_extract_to_know_the_new_vocabulary(
+    text: str, kind: str, category: str, constraints: list[dict[str, Any]]
+) -> None:
+    """The vocabulary is there (lexicon.json, units.py); extract.py must still (1) take a bare
+    number as the value of a ratio analyte (INR: canonical unit "ratio"), (2) let cardiovascular
+    words through ``_COMORBIDITY_WORDS``, the gate before ``extract_comorbidities`` ("infarct",
+    "angina", "heart", "cardiac", "arrhythm", "fibrillation", "stroke", "cerebrovascular",
+    "ischemic attack", "cva", "tia", "thrombo", "embol", "dvt", "vte"), (3) read windows in
+    months ("within 6 months" is 0.5 years)."""
+    found_category, found, _ = read(text, kind)
+
+    assert sorted(found, key=str) == sorted(constraints, key=str)
+    assert found_category == category
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pT3N1M0 gastric adenocarcinoma after gastrectomy",
+        "ypT2N0 disease",
+        "pT any N1-3 M0",
+    ],
+)
+def test_a_pathological_t_stage_is_not_a_prothrombin_time(text: str) -> None:
+    _, found, _ = read(text)
+
+    assert not [constraint for constraint in found if constraint["type"] == "lab"]

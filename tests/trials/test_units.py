@@ -59,6 +59,18 @@ EXPECTED_FACTORS: dict[tuple[Analyte, str], float] = {
     (A.HEIGHT, "cm"): 1.0,
     (A.HEIGHT, "m"): 100.0,
     (A.HEIGHT, "in"): 2.54,
+    # INR is a ratio: nothing to convert, but a unit is still required.
+    (A.INR, "ratio"): 1.0,
+    (A.PT, "s"): 1.0,
+    (A.APTT, "s"): 1.0,
+    (A.ALP, "U/L"): 1.0,
+    (A.ALP, "IU/L"): 1.0,
+    (A.ALP, "ukat/L"): 60.0,
+    (A.URINE_PROTEIN, "g/24h"): 1.0,
+    (A.URINE_PROTEIN, "mg/24h"): 0.001,
+    (A.LVEF, "%"): 1.0,
+    (A.QTC, "ms"): 1.0,
+    (A.QTC, "s"): 1000.0,
 }
 
 EXPECTED_CANONICAL = {
@@ -77,6 +89,13 @@ EXPECTED_CANONICAL = {
     A.EGFR: "mL/min/1.73m2",
     A.WEIGHT: "kg",
     A.HEIGHT: "cm",
+    A.INR: "ratio",
+    A.PT: "s",
+    A.APTT: "s",
+    A.ALP: "U/L",
+    A.URINE_PROTEIN: "g/24h",
+    A.LVEF: "%",
+    A.QTC: "ms",
 }
 
 PAIRS = sorted(EXPECTED_FACTORS)
@@ -108,6 +127,11 @@ WILD_SPELLING = {
     "m": "m",
     "in": "[in_i]",
     "%": "%",
+    "ratio": "{INR}",
+    "s": "sec",
+    "ms": "msec",
+    "g/24h": "g/24 hours",
+    "mg/24h": "mg/(24.h)",
 }
 ALL_UNITS = sorted(WILD_SPELLING)
 
@@ -199,6 +223,35 @@ SPELLINGS: list[tuple[str, str]] = [
     ("in", "in"),
     ("[in_i]", "in"),
     ("%", "%"),
+    ("percent", "%"),
+    # ratios (INR): UCUM "{INR}" (the probe bundles), unity "1", "ratio"
+    ("{INR}", "ratio"),
+    ("INR", "ratio"),
+    ("1", "ratio"),
+    ("ratio", "ratio"),
+    ("{ratio}", "ratio"),
+    # times: clotting times in seconds, QTc in milliseconds
+    ("s", "s"),
+    ("sec", "s"),
+    ("secs", "s"),
+    ("seconds", "s"),
+    ("ms", "ms"),
+    ("msec", "ms"),
+    ("milliseconds", "ms"),
+    # mass per 24 hours (24-hour urine protein)
+    ("g/24h", "g/24h"),
+    ("g/24 h", "g/24h"),
+    ("g/24hr", "g/24h"),
+    ("g/24 hours", "g/24h"),
+    ("g/24-hour", "g/24h"),
+    ("g/(24.h)", "g/24h"),
+    ("g/24", "g/24h"),
+    ("g/d", "g/24h"),
+    ("g/day", "g/24h"),
+    ("mg/24h", "mg/24h"),
+    ("mg/24 hours", "mg/24h"),
+    ("mg/(24.h)", "mg/24h"),
+    ("mg/d", "mg/24h"),
     # full-width, spaced and padded forms
     (_fullwidth("mg/dL"), "mg/dL"),
     (_fullwidth("10^9/L"), "10^9/L"),
@@ -246,6 +299,13 @@ def test_analyte_values() -> None:
         "EGFR": "egfr",
         "WEIGHT": "weight",
         "HEIGHT": "height",
+        "INR": "inr",
+        "PT": "pt",
+        "APTT": "aptt",
+        "ALP": "alp",
+        "URINE_PROTEIN": "urine_protein",
+        "LVEF": "lvef",
+        "QTC": "qtc",
     }
 
 
@@ -273,8 +333,8 @@ def test_table_is_exactly_the_expected_one() -> None:
     assert set(CONVERSIONS) == set(Analyte)
 
 
-@pytest.mark.parametrize("analyte", list(Analyte))
-def test_no_analyte_takes_percent(analyte: Analyte) -> None:
+@pytest.mark.parametrize("analyte", [a for a in Analyte if a is not A.LVEF])
+def test_no_analyte_but_the_ejection_fraction_takes_percent(analyte: Analyte) -> None:
     assert "%" not in convertible_units(analyte)
 
 
@@ -462,6 +522,21 @@ def test_decimal_and_float_agree(pair: tuple[Analyte, str], digits: int, places:
         (A.HEIGHT, 1.75, "m", 175),
         (A.HEIGHT, 1, "[in_i]", 2.54),
         (A.HEIGHT, 69, "in", 175.26),
+        # INR as the probe bundles send it (UCUM {INR}) and as other senders code it (unity)
+        (A.INR, 1.0, "{INR}", 1.0),
+        (A.INR, 1.5, "1", 1.5),
+        (A.PT, 13.2, "sec", 13.2),
+        (A.APTT, 35, "seconds", 35),
+        (A.ALP, 120, "U/L", 120),
+        (A.ALP, 2, "µkat/L", 120),
+        # 24-hour urine protein: 1 g/24h = 1000 mg/24h
+        (A.URINE_PROTEIN, 1, "g/24h", 1),
+        (A.URINE_PROTEIN, 500, "mg/24 h", 0.5),
+        (A.URINE_PROTEIN, 1000, "mg/d", 1),
+        (A.LVEF, 50, "%", 50),
+        # QTc 470 ms = 0.47 s
+        (A.QTC, 470, "ms", 470),
+        (A.QTC, 0.47, "s", 470),
     ],
 )
 def test_known_facts(analyte: Analyte, value: float, unit: str, canonical: float) -> None:
@@ -582,6 +657,43 @@ def test_capital_g_per_litre_is_not_grams(analyte: Analyte) -> None:
 def test_percentages_are_not_counts(analyte: Analyte) -> None:
     with pytest.raises(UnitError, match="cannot be used for"):
         to_canonical(analyte, 30, "%")
+
+
+@pytest.mark.parametrize(
+    ("analyte", "value", "unit", "says"),
+    [
+        # A prothrombin time as % activity (Quick) is another quantity than seconds.
+        (A.PT, 70, "%", 'Unit "%" cannot be used for prothrombin time; accepted units: s.'),
+        # A urine protein concentration or dipstick result is not a 24-hour excretion.
+        (
+            A.URINE_PROTEIN,
+            30,
+            "mg/dL",
+            'Unit "mg/dL" cannot be used for urine protein (24-hour); '
+            "accepted units: g/24h, mg/24h.",
+        ),
+        (A.URINE_PROTEIN, 2, "+", 'Unit "+" is not recognised for urine protein (24-hour)'),
+        # A ratio is not a time, nor a time a ratio.
+        (A.INR, 12, "s", 'Unit "s" cannot be used for INR (international normalized ratio)'),
+        (A.QTC, 1, "{INR}", 'Unit "{INR}" (read as ratio) cannot be used for QTc'),
+        (A.LVEF, 0.55, "1", 'Unit "1" (read as ratio) cannot be used for left ventricular'),
+    ],
+)
+def test_other_quantities_of_the_new_analytes_are_rejected(
+    analyte: Analyte, value: float, unit: str, says: str
+) -> None:
+    with pytest.raises(UnitError) as raised:
+        to_canonical(analyte, value, unit)
+    assert str(raised.value).startswith(says)
+
+
+def test_an_inr_without_a_unit_is_not_guessed() -> None:
+    with pytest.raises(UnitError) as raised:
+        to_canonical(A.INR, 1.1, "")
+    assert str(raised.value) == (
+        "No unit given for INR (international normalized ratio); "
+        "accepted units: ratio (or {INR}, 1)."
+    )
 
 
 @pytest.mark.parametrize("analyte", list(Analyte))

@@ -10,6 +10,9 @@ with its evidence (which field, which words), as DOMAIN.md defines them:
 Titles, conditions, MeSH terms, interventions, arms and summaries speak first. Eligibility
 criteria are read too: they confirm the disease, and they are the only evidence left when a
 registry record carries no interventions, titles or summary.
+
+Beside the three questions, ``trial_cancer_sites`` reads which cancer sites a trial is for
+(stomach, GEJ, oesophagus, another site, or any), the matcher's per-patient pre-filter.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from trials.eligibility import constraints as c
 from trials.eligibility.drugs import find_drugs
 from trials.eligibility.extract import negated
+from trials.eligibility.lexicon import GroupMatcher, lexicon
 from trials.eligibility.parser import Criterion
+from trials.eligibility.vocabulary import CancerSite
 
 
 @dataclass(frozen=True)
@@ -227,6 +233,80 @@ def _gastric(
 _CANCER_AFTER_SITE = re.compile(
     r"(?:[\s/(),-]+[\w.&]+){0,2}?[\s/(),-]+" + _CANCER.pattern.removeprefix(r"\b"), re.I
 )
+
+
+# --- The cancer sites a trial is for ------------------------------------------------------
+
+_UPPER_GI = frozenset({CancerSite.STOMACH, CancerSite.GEJ, CancerSite.ESOPHAGUS})
+_GASTRIC_SITES = frozenset({CancerSite.STOMACH, CancerSite.GEJ})
+
+
+@cache
+def _site_words() -> GroupMatcher:
+    """The words of the lexicon's ``sites`` (the ones criteria are read with) and of its
+    ``trial_sites`` (site families, any site, other sites), found in one pass: at a place the
+    longest word wins, so "gastroesophageal junction" is the junction, not the family."""
+    return GroupMatcher({**lexicon()["sites"], **lexicon()["trial_sites"]})
+
+
+def trial_cancer_sites(
+    conditions: Iterable[str],
+    mesh_terms: Iterable[str] = (),
+    titles: Iterable[str] = (),
+    *,
+    gastric: bool = False,
+) -> frozenset[CancerSite]:
+    """The cancer sites a trial is for, read from its record; empty: any site, or not known.
+
+    The conditions and their MeSH terms speak first; the titles only when those name no site.
+    A word for every site (solid tumours, gastrointestinal, basket, tumour-agnostic) makes the
+    trial one for any site. Words for the upper gastrointestinal family ("gastroesophageal
+    cancer", "oesogastric") name the stomach, the junction and the oesophagus; a cancer of
+    another organ ("pancreatic cancer", "breast neoplasms", "leukaemia") names another site;
+    words that name no site ("adenocarcinoma", "advanced cancer", "surgery") name nothing.
+    ``gastric`` (the trial is classified gastric / GEJ, or flagged as the program's) adds the
+    stomach and the junction. A trial that names nothing is for any site: it is never
+    filtered out.
+    """
+    sites = _named_sites(conditions, mesh_terms)
+    if sites is None:
+        return frozenset()
+    if not sites:
+        sites = _named_sites(titles)
+        if sites is None:
+            return frozenset()
+    if gastric:
+        sites |= _GASTRIC_SITES
+    return frozenset(sites)
+
+
+def _named_sites(*groups: Iterable[str]) -> set[CancerSite] | None:
+    """The sites these texts name (None: a word for any site)."""
+    words = _site_words()
+    sites: set[CancerSite] = set()
+    for group in groups:
+        for text in group:
+            if not isinstance(text, str) or not text:
+                continue
+            for match in words.pattern.finditer(text):
+                for concept in words.concepts(match.group(0)):
+                    if concept == "any":
+                        return None
+                    if concept == "upper_gi":
+                        sites |= _UPPER_GI
+                    elif concept == "other_cancer":
+                        sites.add(CancerSite.OTHER)
+                    elif concept == "other_organ":
+                        if _CANCER.search(text):  # "pancreatic cancer", not "... insufficiency"
+                            sites.add(CancerSite.OTHER)
+                    elif concept in _SITE_VALUES:
+                        sites.add(CancerSite(concept))
+                    elif _CANCER.search(text):
+                        sites.add(CancerSite.OTHER)  # a site beyond the upper GI tract
+    return sites
+
+
+_SITE_VALUES = frozenset(site.value for site in CancerSite)
 
 
 def _immunotherapy(

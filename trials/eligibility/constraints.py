@@ -184,6 +184,9 @@ class Comorbidity(Constraint):
     within_years: float | None = None
     exceptions: tuple[str, ...] = ()
     active: bool | None = None
+    # "requiring systemic treatment": only when treated with systemic immunosuppression
+    # (immunosuppressants or systemic corticosteroids) within the window, if any.
+    systemic_treatment: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         values = super().as_dict()
@@ -229,6 +232,41 @@ class Surgery(Constraint):
         return f"radical surgery {'' if self.present else 'not '}{self.status}"
 
 
+@dataclass(frozen=True)
+class AnyOf(Constraint):
+    """Alternatives: holds when one of its items holds ("(cT2-4, any N, M0) or (any T, N+, M0)")."""
+
+    type: ClassVar[str] = "any_of"
+    items: tuple[Constraint, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "items": [item.as_dict() for item in self.items]}
+
+    def describe(self) -> str:
+        return " or ".join(f"({item.describe()})" for item in self.items)
+
+
+@dataclass(frozen=True)
+class AllOf(Constraint):
+    """Conditions that hold together, as one alternative of an ``AnyOf``."""
+
+    type: ClassVar[str] = "all_of"
+    items: tuple[Constraint, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "items": [item.as_dict() for item in self.items]}
+
+    def describe(self) -> str:
+        return " and ".join(item.describe() for item in self.items)
+
+
+def leaves(constraint: Constraint) -> tuple[Constraint, ...]:
+    """The plain constraints inside a combination (the constraint itself when plain)."""
+    if isinstance(constraint, AnyOf | AllOf):
+        return tuple(leaf for item in constraint.items for leaf in leaves(item))
+    return (constraint,)
+
+
 TYPES: dict[str, type[Constraint]] = {
     cls.type: cls
     for cls in (
@@ -248,6 +286,8 @@ TYPES: dict[str, type[Constraint]] = {
         Medication,
         Pregnancy,
         Surgery,
+        AnyOf,
+        AllOf,
     )
 }
 RENAMED = {"if": "condition", "except": "exceptions"}
@@ -272,6 +312,15 @@ def constraint_from_dict(data: Any) -> Constraint:
         known = ", ".join(sorted(TYPES))
         raise ConstraintError(f"a constraint needs a 'type', one of: {known}")
     cls = TYPES[data["type"]]
+    if cls in (AnyOf, AllOf):
+        items = data.get("items")
+        if not isinstance(items, list) or len(items) < 2:
+            raise ConstraintError(f"{cls.type} needs 'items': a list of at least two constraints")
+        unknown = set(data) - {"type", "items"}
+        if unknown:
+            raise ConstraintError(f"{cls.type} has no field {sorted(unknown)[0]!r}")
+        parts = tuple(constraint_from_dict(item) for item in items)
+        return AnyOf(items=parts) if cls is AnyOf else AllOf(items=parts)
     names = {f.name: f for f in fields(cls)}
     values: dict[str, Any] = {}
     for key, value in data.items():

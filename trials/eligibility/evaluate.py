@@ -13,11 +13,13 @@ and the like are never read into constraints, so they stay unknown and never exc
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 from trials.eligibility import constraints as c
@@ -27,9 +29,12 @@ from trials.eligibility.geo import EARTH_MEAN_RADIUS_KM
 from trials.eligibility.units import Analyte
 from trials.eligibility.vocabulary import (
     ADENOCARCINOMA_FAMILY,
+    CANCER_SITE_ADJECTIVES,
     CANCER_SITE_LABELS,
     CATEGORY_RANKS,
+    GEJ_NEIGHBOURS,
     HISTOLOGY_LABELS,
+    OTHER_SITE_CODES,
     CancerSite,
     Histology,
     rank,
@@ -76,16 +81,22 @@ class Rule:
     category: str
     constraints: tuple[c.Constraint, ...] = ()
     join: str = "all"
-    # Equal (kind, constraints, join) share a signature, so a patient's answer to one is
-    # reused for every trial that states it (see ``RuleInterner``); -1: not interned.
+    # Equal (kind, constraints, join, review) share a signature, so a patient's answer to one
+    # is reused for every trial that states it (see ``RuleInterner``); -1: not interned.
     signature: int = -1
+    # Why the reading may not decide ("reading incomplete, not understood: ..."); "" when it
+    # may. A rule under review is evaluated for its explanation but its outcome is unknown,
+    # except, when ``narrowing``, where the concepts it read are absent: the words it did not
+    # understand can only narrow those concepts, so their absence settles it either way.
+    review: str = ""
+    narrowing: bool = False
 
 
 class RuleInterner:
     """Gives equal criteria one signature (and one constraints tuple) across trials."""
 
     def __init__(self) -> None:
-        self._known: dict[tuple[str, tuple[c.Constraint, ...], str], tuple[int, Any]] = {}
+        self._known: dict[tuple[Any, ...], tuple[int, Any]] = {}
         self._constraints: dict[c.Constraint, c.Constraint] = {}
 
     def rule(
@@ -95,15 +106,26 @@ class RuleInterner:
         category: str,
         constraints: tuple[c.Constraint, ...],
         join: str,
+        review: str = "",
+        narrowing: bool = False,
     ) -> Rule:
-        key = (kind, constraints, join)
+        key = (kind, constraints, join, review, narrowing)
         known = self._known.get(key)
         if known is None:
             # One object per distinct constraint: lookups by it then stop at identity.
             shared = tuple(self._constraints.setdefault(x, x) for x in constraints)
             known = (len(self._known), shared)
             self._known[key] = known
-        return Rule(position, kind, category, known[1], join, known[0])
+        return Rule(
+            position,
+            kind,
+            category,
+            known[1],
+            join,
+            signature=known[0],
+            review=review,
+            narrowing=narrowing,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +145,10 @@ class TrialRules:
     status: str = ""
     phases: tuple[str, ...] = ()
     gastric_preop_immunotherapy: bool = False
-    gastric: bool = False  # the condition family: gastric / GEJ cancer
+    gastric: bool = False  # classified a gastric / GEJ cancer trial (the pre-filter reads sites)
+    # The cancer sites the trial is for (``classify.trial_cancer_sites``); empty: any site or
+    # not known, never filtered out.
+    cancer_sites: frozenset[CancerSite] = frozenset()
     minimum_age: float | None = None
     maximum_age: float | None = None
     sex: str = ""  # "FEMALE" / "MALE" / "ALL" / ""
@@ -248,6 +273,20 @@ class Prefilter:
     reason: str = ""
 
 
+_PASSED = Prefilter(True)
+
+
+@cache
+def _site_prefilter(site: CancerSite, sites: frozenset[CancerSite]) -> Prefilter:
+    """May a patient with this primary site (not among ``sites``) enter a trial for these
+    sites? A junction tumour may enter gastric and oesophageal trials. The pairs are few:
+    each is worked out once."""
+    if site is CancerSite.GEJ and not sites.isdisjoint(GEJ_NEIGHBOURS):
+        return _PASSED
+    named = " / ".join(CANCER_SITE_ADJECTIVES[x] for x in CancerSite if x in sites)
+    return Prefilter(False, f"trial for {named} cancer; primary {CANCER_SITE_LABELS[site]}")
+
+
 # --- The evaluator ---------------------------------------------------------------------------
 
 _CLEAN_UP = {"<=": "≤", ">=": "≥"}
@@ -304,6 +343,13 @@ _COMORBIDITY_LABELS = {
     "organ_transplant": "organ transplant",
     "stem_cell_transplant": "allogeneic stem-cell transplant",
     "other_malignancy": "another malignancy",
+    "myocardial_infarction": "myocardial infarction",
+    "unstable_angina": "unstable angina",
+    "heart_failure": "heart failure",
+    "arrhythmia": "cardiac arrhythmia",
+    "stroke": "stroke or transient ischaemic attack",
+    "arterial_thromboembolism": "arterial thromboembolism",
+    "venous_thromboembolism": "venous thromboembolism (DVT / PE)",
 }
 _MEDICATION_LABELS = {
     "systemic_steroid": "systemic corticosteroids",
@@ -356,20 +402,35 @@ class PatientEvaluator:
             c.Medication: self._medication,
             c.Pregnancy: self._pregnancy,
             c.Surgery: self._surgery,
+            c.AnyOf: self._any_of,
+            c.AllOf: self._all_of,
         }
 
     # -- trials ----------------------------------------------------------------------------
 
     def prefilter(self, trial: TrialRules) -> Prefilter:
-        """Is the trial worth evaluating for anyone: open, in the gastric / GEJ family?"""
+        """Is the trial worth evaluating at all: open to enrolment."""
         if not trial.open:
             return Prefilter(False, f"not open to enrolment ({trial.status or 'no status'})")
-        if not trial.gastric and not trial.gastric_preop_immunotherapy:
-            return Prefilter(False, "not a gastric / GEJ cancer trial")
-        return Prefilter(True)
+        return _PASSED
+
+    def site_mismatch(self, trial: TrialRules) -> bool:
+        """Is the patient's known primary site outside the sites the trial's conditions name
+        (a junction tumour fits gastric and oesophageal trials)? O(1): set lookups only.
+
+        This only chooses the pairs whose disease criteria are read first (``screen``): the
+        registry's conditions are not an eligibility criterion, so they never decide alone.
+        """
+        site = self.facts.primary_site
+        sites = trial.cancer_sites
+        if site is None or not sites or site in sites:
+            return False
+        return not _site_prefilter(site, sites).passed
 
     def screen(self, trial: TrialRules) -> Prefilter:
-        """The registry's own sex and age limits, checked before the criteria are read."""
+        """The registry's own sex and age limits, checked before the criteria are read; for
+        a patient whose cancer is not one the trial's conditions name, the trial's disease
+        criteria too (a trial for oesophageal cancer that requires it is decided there)."""
         sex = self.facts.sex
         only = trial.sex.lower() if trial.sex in ("FEMALE", "MALE") else None
         if only and sex in ("female", "male") and only != sex:
@@ -379,6 +440,12 @@ class PatientEvaluator:
                 return Prefilter(False, f"age {self.age} < {trial.minimum_age:g}")
             if trial.maximum_age is not None and self.age > trial.maximum_age:
                 return Prefilter(False, f"age {self.age} > {trial.maximum_age:g}")
+        if self.site_mismatch(trial):
+            for rule in trial.rules:
+                if rule.kind == "inclusion" and _states_site(rule):
+                    answer = self.answer(rule)
+                    if answer.disqualifying:
+                        return Prefilter(False, f"primary site: {answer.reason}")
         return Prefilter(True)
 
     def evaluate(self, trial: TrialRules) -> MatchResult:
@@ -424,7 +491,9 @@ class PatientEvaluator:
         answers = []
         skipped = self._skipped
         for rule in trial.rules:
-            if any(type(x) is c.Age or type(x) is c.Sex for x in rule.constraints):
+            if any(type(x) is c.Age or type(x) is c.Sex for x in rule.constraints) or (
+                rule.kind == "inclusion" and _states_site(rule)
+            ):
                 answers.append(self.answer(rule))
                 continue
             key = (reason, rule.kind, bool(rule.constraints))
@@ -506,7 +575,9 @@ class PatientEvaluator:
     def answer(self, rule: Rule) -> Answer:
         """The patient's answer to a criterion, worked out once per distinct criterion."""
         key: Any = (
-            rule.signature if rule.signature >= 0 else (rule.kind, rule.constraints, rule.join)
+            rule.signature
+            if rule.signature >= 0
+            else (rule.kind, rule.constraints, rule.join, rule.review, rule.narrowing)
         )
         known = self._answers.get(key)
         if known is not None:
@@ -515,13 +586,45 @@ class PatientEvaluator:
             known = _REVIEW_ANSWERS[rule.kind == "inclusion"]
         else:
             outcome, reason, missing = self._combine(rule.constraints, rule.join)
-            known = _answer(rule.kind, outcome, reason, missing, True)
+            if rule.review and rule.narrowing:
+                narrowed, why, _ = self._combine(rule.constraints, rule.join, narrowing=True)
+                if narrowed is not Outcome.UNKNOWN:
+                    outcome, reason = narrowed, f"{why} (decided on the words read; {rule.review})"
+                    known = _answer(rule.kind, outcome, reason, (), True)
+                    self._answers[key] = known
+                    return known
+            if rule.review:
+                # An uncertain reading never decides: unknown, with what it did not
+                # understand and what it would have said.
+                known = _answer(
+                    rule.kind,
+                    Outcome.UNKNOWN,
+                    f"{rule.review}. As read: {_as_read(rule.kind, outcome)}{reason}",
+                    (),
+                    True,
+                )
+            else:
+                known = _answer(rule.kind, outcome, reason, missing, True)
         self._answers[key] = known
         return known
 
     def _combine(
-        self, constraints: tuple[c.Constraint, ...], join: str
+        self, constraints: tuple[c.Constraint, ...], join: str, *, narrowing: bool = False
     ) -> tuple[Outcome, str, tuple[str, ...]]:
+        if narrowing:
+            if join == "any":
+                together = [x for x in constraints if x.type in _ALWAYS_TOGETHER]
+                alternatives = [x for x in constraints if x.type not in _ALWAYS_TOGETHER]
+                if not alternatives:
+                    together, alternatives = [], list(constraints)
+                narrowed = [self._narrowed(x) for x in together]
+                narrowed.append(_any([self._narrowed(x) for x in alternatives]))
+            else:
+                narrowed = [self._narrowed(x) for x in constraints]
+            combined = narrowed[0] if len(narrowed) == 1 else _all(narrowed)
+            if combined.holds is None:
+                return Outcome.UNKNOWN, combined.reason, combined.missing
+            return (Outcome.MET if combined.holds else Outcome.NOT_MET), combined.reason, ()
         if join == "any":
             together = [x for x in constraints if x.type in _ALWAYS_TOGETHER]
             alternatives = [x for x in constraints if x.type not in _ALWAYS_TOGETHER]
@@ -581,7 +684,26 @@ class PatientEvaluator:
             self._checks[constraint] = known
         return known
 
+    def _narrowed(self, constraint: c.Constraint) -> Check:
+        """A constraint whose concept may carry qualifiers not understood: the concept's
+        absence still settles it, its presence does not (it may not be the qualified one)."""
+        if isinstance(constraint, c.AnyOf):
+            return _any([self._narrowed(item) for item in constraint.items])
+        if isinstance(constraint, c.AllOf):
+            return _all([self._narrowed(item) for item in constraint.items])
+        if getattr(constraint, "present", True) is False:
+            present = dataclasses.replace(constraint, present=True)  # type: ignore[call-arg]
+            has = _unsettled_if_true(self.check(present))
+            return has if has.holds is None else Check(not has.holds, has.reason)
+        return _unsettled_if_true(self.check(constraint))
+
     # -- one constraint each ---------------------------------------------------------------
+
+    def _any_of(self, constraint: c.AnyOf) -> Check:
+        return _any([self.check(item, alternative=True) for item in constraint.items])
+
+    def _all_of(self, constraint: c.AllOf) -> Check:
+        return _all(self._checks_all(constraint.items))
 
     def _age(self, constraint: c.Age) -> Check:
         if self.age is None:
@@ -695,9 +817,21 @@ class PatientEvaluator:
         if site is None:
             return Check(None, "primary tumour site not recorded", ("primary tumour site",))
         label = CANCER_SITE_LABELS[site]
-        wanted = " or ".join(constraint.any_of)
+        wanted = " or ".join(x.replace("_", " ") for x in constraint.any_of)
         if site.value in constraint.any_of:
             return Check(True, f"primary {label}")
+        if site is CancerSite.OTHER:
+            code = self.facts.primary_site_code.upper()
+            named = [x for x in constraint.any_of if x in OTHER_SITE_CODES]
+            if code and any(code.startswith(OTHER_SITE_CODES[x]) for x in named):
+                return Check(True, f"primary {code}, a {wanted} cancer")
+            if not code or not named:
+                return Check(
+                    None,
+                    f"primary site {code or 'other'}: whether it is {wanted} is not recorded",
+                    ("primary tumour site",),
+                )
+            return Check(False, f"primary {code}, not {wanted}")
         if site is CancerSite.GEJ and "stomach" in constraint.any_of:
             siewert = (self.facts.siewert_type or "").upper()
             if siewert == "III":
@@ -867,7 +1001,7 @@ class PatientEvaluator:
                 uln=constraint.uln,
             )
         )
-        label = (constraint.condition or "").replace("_", " ")
+        label = (constraint.condition or "").replace("not_", "no ").replace("_", " ")
         if alternative:
             if condition.holds is False:
                 return Check(False, f"{threshold.reason} (the limit for {label} does not apply)")
@@ -885,6 +1019,11 @@ class PatientEvaluator:
         return Check(threshold.holds, f"{label}: {threshold.reason}", threshold.missing)
 
     def _condition(self, name: str) -> Check:
+        if name.startswith("not_"):
+            has = self._condition(name[4:])
+            if has.holds is None:
+                return has
+            return Check(not has.holds, has.reason, has.missing)
         if name == "liver_metastases":
             return self._site_metastasis("liver")
         if name == "gilbert":
@@ -973,6 +1112,14 @@ class PatientEvaluator:
                 + _relation(cps, constraint.op, constraint.value, holds),
             )
         value, shown = self._marker_value(marker)
+        if value is None and marker in _ONE_FINDING:
+            # MSI and MMR status are one finding tested two ways: a tumour tested one way
+            # answers for the other (MSI-H is dMMR, MSS and MSI-L are pMMR).
+            partner = _ONE_FINDING[marker]
+            found, other_shown = self._marker_value(partner)
+            if found:
+                value = _FINDING_AS[marker].get(found.upper()) or None
+                shown = f"{other_shown} (the same finding as {label} {value})" if value else shown
         if value is None:
             other = {"msi": "mmr", "mmr": "msi"}.get(marker)
             hint = ""
@@ -1019,6 +1166,7 @@ class PatientEvaluator:
         if not present:
             return Check(False, f"{label} ruled out")
         exceptions = [word.lower() for word in constraint.exceptions]
+        curative = any(word in _CURATIVE_EXCEPTIONS for word in exceptions)
         unknown: list[str] = []
         excepted: list[str] = []
         for item in present:
@@ -1026,8 +1174,19 @@ class PatientEvaluator:
             if any(_excepted(item.name, word) for word in exceptions):
                 excepted.append(name)
                 continue
+            if curative and item.active is not True:
+                unknown.append(f"{name}: whether treated curatively is not recorded")
+                continue
             if constraint.active and item.active is False:
                 continue
+            if constraint.systemic_treatment:
+                treated = self._systemically_treated(constraint.within_years)
+                if treated is None:
+                    unknown.append(f"{name}: systemic treatment not recorded")
+                    continue
+                if not treated:
+                    continue
+                return Check(True, f"{name} recorded, treated systemically ({treated})")
             if constraint.within_years:
                 recent = _recent(item, self.on, constraint.within_years)
                 if recent is None:
@@ -1048,6 +1207,23 @@ class PatientEvaluator:
         )
         active = "active " if constraint.active else ""
         return Check(False, f"no {active}{label}{window} (recorded as past or inactive)")
+
+    def _systemically_treated(self, within_years: float | None) -> str | bool | None:
+        """A systemic immunosuppressant or corticosteroid taken (within the window): its name;
+        False when medications are recorded and none is one; None when none are recorded."""
+        medications = self.facts.medications
+        if not medications:
+            return None
+        days = round(within_years * 365.25) if within_years else None
+        for medication in medications:
+            if medication.category not in ("immunosuppressant", "systemic_steroid"):
+                continue
+            current = _medication_current(medication, self.on, days)
+            if current is None and days is None:
+                current = True  # taken at some time: "has required"
+            if current:
+                return medication.name
+        return False
 
     def _medication(self, constraint: c.Medication) -> Check:
         label = _MEDICATION_LABELS.get(constraint.category, constraint.category)
@@ -1159,6 +1335,29 @@ def _site_points(sites: tuple[SitePoint, ...]) -> tuple[tuple[float, float, floa
         _POINTS.clear()
     _POINTS[id(sites)] = (sites, points)  # the tuple is held, so its id is not reused
     return points
+
+
+_ONE_FINDING = {"msi": "mmr", "mmr": "msi"}
+_FINDING_AS = {
+    "msi": {"DMMR": "MSI-H", "PMMR": "MSS"},
+    "mmr": {"MSI-H": "dMMR", "MSS": "pMMR", "MSI-L": "pMMR"},
+}
+
+
+def _states_site(rule: Rule) -> bool:
+    return any(type(x) is c.PrimarySite for x in rule.constraints)
+
+
+def _unsettled_if_true(check: Check) -> Check:
+    if check.holds:
+        return Check(None, check.reason, check.missing)
+    return check
+
+
+def _as_read(kind: str, outcome: Outcome) -> str:
+    if outcome is Outcome.UNKNOWN:
+        return ""
+    return f"{kind} {'met' if outcome is Outcome.MET else 'not met'}: "
 
 
 def _all(checks: Sequence[Check]) -> Check:
@@ -1284,10 +1483,21 @@ def _her2_equivalent(marker: str, value: str, wanted: list[str]) -> bool:
     return False
 
 
+_CURATIVE_EXCEPTIONS = frozenset({"cured", "curatively treated"})
+_SKIN_EXCEPTIONS = frozenset({"skin", "non-melanoma", "basal cell", "squamous cell skin"})
+
+
 def _excepted(name: str, exception: str) -> bool:
     name = name.lower()
     if not name:
         return False
+    if exception in _SKIN_EXCEPTIONS:
+        # Non-melanoma skin cancer: a melanoma of the skin is not one.
+        return "melanoma" not in name and (
+            "skin" in name or "basal cell" in name or "squamous cell carcinoma of skin" in name
+        )
+    if exception in ("in situ", "carcinoma in situ"):
+        return "in situ" in name or "in-situ" in name
     if exception in name:
         return True
     # "type 1 diabetes" also matches "type I diabetes" and the other way round.
@@ -1295,8 +1505,8 @@ def _excepted(name: str, exception: str) -> bool:
 
 
 def _recent(item: f.Comorbidity, on: datetime.date, years: float) -> bool | None:
-    if item.active:
-        return True
+    if item.active and item.kind not in f.EVENT_KINDS:
+        return True  # a lasting condition active now is active within any window
     if item.onset is None:
         return None
     return (on - item.onset).days <= years * 365.25

@@ -9,11 +9,14 @@ it is never guessed.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import itertools
 import re
 from dataclasses import dataclass, field
 
 from trials.eligibility import constraints as c
+from trials.eligibility.coverage import coverage
 from trials.eligibility.drugs import find_drugs
 from trials.eligibility.lexicon import concept_patterns, group_matcher, lexicon, list_pattern
 from trials.eligibility.text import parse_number
@@ -47,6 +50,9 @@ class Extraction:
     constraints: list[c.Constraint] = field(default_factory=list)
     join: str = "all"  # "any" when the constraints are alternatives
     found_at: list[int] = field(default_factory=list)  # where each constraint was read
+    gaps: tuple[str, ...] = ()  # meaning-bearing words the constraints do not account for
+    marks: tuple[str, ...] = ()  # review marks: readings resting on a plausibility correction
+    spans: tuple[tuple[int, int], ...] = ()  # text the readers consumed (labs), for coverage
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,39 @@ _MEDICATION_WORDS = (
     "glucocortic",
 )
 _SITE_WORDS = (
+    "colo",
+    "rect",
+    "crc",
+    "anal",
+    "pancrea",
+    "pdac",
+    "hepatocell",
+    "hcc",
+    "liver cancer",
+    "biliary",
+    "cholang",
+    "bile duct",
+    "gallbladder",
+    "btc",
+    "lung",
+    "nsclc",
+    "sclc",
+    "breast",
+    "tnbc",
+    "head and neck",
+    "hnscc",
+    "scchn",
+    "pharyn",
+    "laryn",
+    "oral ",
+    "prostat",
+    "renal cell",
+    "rcc",
+    "kidney cancer",
+    "bladder",
+    "urothel",
+    "cervi",
+    "ovari",
     "gastr",
     "stomach",
     "esophag",
@@ -174,6 +213,22 @@ _SITE_WORDS = (
     "gejc",
 )
 _COMORBIDITY_WORDS = (
+    "myocard",
+    "infarct",
+    "heart",
+    "cardiac",
+    "angina",
+    "coronary",
+    "stroke",
+    "cerebrovasc",
+    "ischemic attack",
+    "ischaemic attack",
+    "arrhythm",
+    "fibrillation",
+    "thrombo",
+    "embol",
+    "nyha",
+    "mi ",
     "autoimmun",
     "auto-immun",
     "immune-mediated",
@@ -241,7 +296,19 @@ _WINDOW = re.compile(
     r"preceding|of)",
     re.IGNORECASE,
 )
-_WORD_NUMBER = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "twelve": 12}
+_WORD_NUMBER = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "twelve": 12,
+}
 
 
 def negated(text: str, start: int, end: int) -> bool:
@@ -351,7 +418,7 @@ _SEX_ONLY = re.compile(
     re.I,
 )
 _BOTH_SEXES = re.compile(
-    r"\b(?:male\s+(?:and|or)\s+female|female\s+(?:and|or)\s+male|"
+    r"\b(?:male\s*(?:and|or|/|&)\s*female|female\s*(?:and|or|/|&)\s*male|"
     r"both\s+(?:genders|sexes)|either\s+sex|men\s+(?:and|or)\s+women|"
     r"women\s+(?:and|or)\s+men|all\s+genders)\b",
     re.I,
@@ -427,10 +494,10 @@ def _scores(listing: str) -> tuple[int, ...]:
 
 # --- Stage ------------------------------------------------------------------------------------
 
-_T = r"T(?:is|[0-4x]|\s?any)[ab]?"
+_T = r"T\s?(?:is|[0-4x]|any)[ab]?"
 _TNM = re.compile(
     rf"(?<![A-Za-z])(?P<prefix>[cpy]{{0,2}})(?P<t>{_T}(?:\s*(?:-|to|or|/)\s*T?(?:is|[0-4])[ab]?)?)"
-    r"\s*(?P<n>N(?:\+|any|x|[0-3][ab]?)(?:\s*(?:-|to|or|/)\s*N?[0-3][ab]?)?)?"
+    r"\s*(?P<n>N\s?(?:\+|any|x|[0-3][ab]?)(?:\s*(?:-|to|or|/)\s*N?[0-3][ab]?)?)?"
     r"\s*(?P<m>M[01x])?(?![A-Za-z0-9])",
     re.I,
 )
@@ -452,6 +519,7 @@ _STAGE = re.compile(
 def _t_bounds(spec: str) -> tuple[str | None, str | None]:
     if "any" in spec.lower():
         return None, None
+    spec = re.sub(r"(?i)([TN])\s+(?=[0-4x])", r"\1", spec)
     parts = re.split(r"\s*(?:-|to|or|/)\s*", spec.strip())
     codes = []
     for part in parts:
@@ -478,43 +546,230 @@ def stage_range(category: str, low: str | None, high: str | None) -> c.Stage:
 
 
 def extract_stage(text: str) -> list[tuple[int, c.Constraint]]:
+    """T / N / M and stage-group constraints, combined through the sentence's structure.
+
+    Each TNM mention is read (``_stage_mentions``); the mentions are then grouped the way the
+    text coordinates them: "and" and ";" join conditions, "or" / "and/or" (and a comma between
+    two complete TNM groups) join alternatives, and several values of one category inside a
+    group are a list ("cT2, cT3, cT4" is any of them). "(cT2-4, any N, M0) or (any T, N+, M0)"
+    is one any-of of two all-of groups, never five conditions at once.
+    """
     if not _mentions(text, _STAGE_WORDS):
         return []
     if re.search(r"\b(?:thyro\w*|triiodothyronine|hormone)\b", text, re.I):
         return []
+    text = _stage_slips(text)
+    mentions = _stage_mentions(text)
+    if len(mentions) < 2:
+        return mentions
+    combined = _coordinate(text, mentions, 0, len(text))
+    if combined is None:
+        return []
+    position = mentions[0][0]
+    if isinstance(combined, c.AllOf):
+        return [(position, item) for item in combined.items]
+    return [(position, combined)]
+
+
+# Typing slips in stage codes: "TlNl" (a letter l for the digit 1), "IHA" (H for II).
+_SLIP_L = re.compile(r"(?<![A-Za-z])([cpy]{0,2}[TN])l(?![a-z])")
+_SLIP_H = re.compile(r"(?<=\bstage\s)I?H(?=[ABC]?\b)|(?<=,\s)I?H(?=[ABC]\b)", re.I)
+
+
+def _stage_slips(text: str) -> str:
+    if "l" in text:
+        text = _SLIP_L.sub(r"\g<1>1", text)
+    if "H" in text or "h" in text:
+        text = _SLIP_H.sub("III", text)
+    return text
+
+
+def _coordinate(
+    text: str, mentions: list[tuple[int, c.Constraint]], start: int, end: int
+) -> c.Constraint | None:
+    """The mentions inside text[start:end] combined as the text coordinates them."""
+    inside = [(p, x) for p, x in mentions if start <= p < end]
+    if not inside:
+        return None
+    for splitter, combine in ((_CONJUNCTION, c.AllOf), (_DISJUNCTION, c.AnyOf)):
+        cuts = _top_level_cuts(text, start, end, splitter)
+        if combine is c.AnyOf:
+            cuts = sorted({*cuts, *_group_commas(text, start, end, inside)})
+        if not cuts:
+            continue
+        parts: list[c.Constraint] = []
+        bounds = [start, *cuts, end]
+        for left, right in itertools.pairwise(bounds):
+            part = _coordinate(text, mentions, left, right)
+            if part is not None:
+                parts.append(part)
+        if len(parts) > 1:
+            return _flat(combine, parts)
+        if parts:
+            return parts[0]
+        return None
+    return _group(inside)
+
+
+_CONJUNCTION = re.compile(r";|\band\b(?!\s*/)(?!\s+(?:higher|above|greater|more|later))", re.I)
+_DISJUNCTION = re.compile(
+    r"\band\s*/\s*or\b|\bor\b(?!\s+(?:higher|above|greater|more|later|beyond|lower|less))",
+    re.I,
+)
+
+
+def _top_level_cuts(text: str, start: int, end: int, splitter: re.Pattern[str]) -> list[int]:
+    """Positions in text[start:end] where ``splitter`` matches outside parentheses."""
+    cuts = []
+    depth = 0
+    index = start
+    while index < end:
+        char = text[index]
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            match = splitter.match(text, index)
+            if match and match.end() <= end:
+                cuts.append(index)
+                index = match.end()
+                continue
+        index += 1
+    return [cut for cut in cuts if start < cut < end]
+
+
+def _group_commas(
+    text: str, start: int, end: int, inside: list[tuple[int, c.Constraint]]
+) -> list[int]:
+    """Commas between two complete TNM groups ("cT1N1-2M0, cT2-4aN0-2M0"): alternatives.
+    A comma inside one group ("cT2-4, any N, M0") is not."""
+    t_positions = [p for p, x in inside if isinstance(x, c.Stage) and x.category == "T"]
+    cuts = []
+    for match in re.finditer(r",", text[start:end]):
+        at = start + match.start()
+        before = [p for p in t_positions if p < at]
+        after = [p for p in t_positions if p > at]
+        if not before or not after:
+            continue
+        left_group = [x for p, x in inside if before[-1] <= p < at]
+        if {getattr(x, "category", "") for x in left_group} >= {"T", "N"}:
+            cuts.append(at)
+    return cuts
+
+
+def _group(inside: list[tuple[int, c.Constraint]]) -> c.Constraint | None:
+    """The constraints of one group: several values of a category are a list of them."""
+    by_category: dict[str, list[c.Stage]] = {}
+    others: list[c.Constraint] = []
+    for _, constraint in inside:
+        if isinstance(constraint, c.Stage):
+            values = by_category.setdefault(constraint.category, [])
+            if constraint not in values:
+                values.append(constraint)
+        elif constraint not in others:
+            others.append(constraint)
+    items: list[c.Constraint] = []
+    for values in by_category.values():
+        if len(values) == 1:
+            items.append(values[0])
+        elif all(v.any_of for v in values):
+            merged = tuple(dict.fromkeys(code for v in values for code in v.any_of))
+            items.append(c.Stage(category=values[0].category, any_of=merged))
+        else:
+            items.append(c.AnyOf(items=tuple(values)))
+    items.extend(others)
+    if not items:
+        return None
+    return items[0] if len(items) == 1 else c.AllOf(items=tuple(items))
+
+
+def _flat(combine: type[c.AnyOf] | type[c.AllOf], parts: list[c.Constraint]) -> c.Constraint:
+    items: list[c.Constraint] = []
+    for part in parts:
+        if isinstance(part, c.AnyOf | c.AllOf) and isinstance(part, combine):
+            items.extend(part.items)
+        elif part not in items:
+            items.append(part)
+    return items[0] if len(items) == 1 else combine(items=tuple(items))
+
+
+_EITHER_SIGN = re.compile(r"\s*(?:/\s*-|\+/-|±)")
+NODES_INVOLVED = re.compile(
+    r"\b(?:(?:any\s+)?(?:nodal|lymph[\s-]+node)\s+(?:involvement|metastas[ie]s|disease|"
+    r"positiv\w*)|(?:positive|involved)\s+(?:regional\s+)?(?:lymph\s+)?nodes?|"
+    r"(?:lymph\s+)?node[\s-]positive)\b",
+    re.I,
+)
+
+
+def _stage_mentions(text: str) -> list[tuple[int, c.Constraint]]:
+    """Every T / N / M / stage-group mention, in order, each read on its own."""
     found: list[tuple[int, c.Constraint]] = []
     taken_n = taken_m = False
     for match in _TNM.finditer(text):
         t_low, t_high = _t_bounds(match.group("t"))
+        at_least = re.search(r"(?P<op>>=|>)\s*$", text[max(0, match.start() - 4) : match.start()])
         if t_low and rank("T", t_low) is not None:
-            high = t_high if _OR_HIGHER.match(text[match.end() :]) is None else None
+            open_ended = at_least or _OR_HIGHER.match(text[match.end() :])
+            if at_least and at_least.group("op") == ">" and t_low == t_high:
+                t_low = {"T1": "T2", "T2": "T3", "T3": "T4"}.get(t_low, t_low)
+            high = None if open_ended else t_high
             found.append((match.start(), stage_range("T", t_low, high)))
         if match.group("n"):
-            n_constraint = _n_constraint(match.group("n"))
+            either = _EITHER_SIGN.match(text, match.end("n"))
+            n_constraint = None if either else _n_constraint(match.group("n"))
             if n_constraint:
-                found.append((match.start(), n_constraint))
-                taken_n = True
+                found.append((match.start() + match.group(0).upper().find("N"), n_constraint))
+            taken_n = True
         if match.group("m"):
             m_value = match.group("m").upper()
             if m_value != "MX":
-                found.append((match.start(), c.Stage(category="M", any_of=(m_value,))))
+                found.append(
+                    (
+                        match.start() + match.group(0).upper().rfind("M"),
+                        c.Stage(category="M", any_of=(m_value,)),
+                    )
+                )
                 taken_m = True
-    if not taken_n:
-        n_match = _N_ALONE.search(text)
-        if n_match:
-            constraint = _n_constraint(n_match.group(0))
-            if constraint:
-                found.append((n_match.start(), constraint))
+    n_seen = {p for p, x in found if isinstance(x, c.Stage) and x.category == "N"}
+    for n_match in _N_ALONE.finditer(text):
+        if taken_n and any(abs(n_match.start() - p) < 4 for p in n_seen):
+            continue
+        if any(m.start() <= n_match.start() < m.end() for m in _TNM.finditer(text)):
+            continue
+        if _EITHER_SIGN.match(text, n_match.end()):
+            continue  # "N+/-": either
+        constraint = _n_constraint(n_match.group(0))
+        if constraint:
+            found.append((n_match.start(), constraint))
+    for nodes in NODES_INVOLVED.finditer(text):
+        if not any(
+            abs(nodes.start() - p) < 30 for p, x in found if getattr(x, "category", "") == "N"
+        ):
+            found.append((nodes.start(), c.Stage(category="N", min="N1")))
     if not taken_m:
-        m_match = _M_ALONE.search(text)
-        if m_match:
+        for m_match in _M_ALONE.finditer(text):
             found.append(
                 (m_match.start(), c.Stage(category="M", any_of=(f"M{m_match.group('m')}",)))
             )
-    bound = re.search(r"(?<![A-Za-z])[cpy]{0,2}T\s*(?P<op>>=|>)\s*(?P<a>[1-4])\b", text)
-    if bound:
-        lowest = int(bound.group("a")) + (1 if bound.group("op") == ">" else 0)
-        found.append((bound.start(), stage_range("T", f"T{min(lowest, 4)}", None)))
+    bound = re.finditer(r"(?<![A-Za-z])[cpy]{0,2}T\s*(?P<op>>=|>)\s*(?P<a>[1-4])\b", text)
+    for match in bound:
+        lowest = int(match.group("a")) + (1 if match.group("op") == ">" else 0)
+        found.append((match.start(), stage_range("T", f"T{min(lowest, 4)}", None)))
+    found.extend(_stage_groups(text))
+    found.sort(key=lambda item: item[0])
+    return found
+
+
+_STAGE_LIST_ITEM = re.compile(
+    rf"\s*(?:,|or|and|/)\s*(?:stage\s*)?(?P<a>{_ROMAN})(?![A-Za-z])", re.I
+)
+
+
+def _stage_groups(text: str) -> list[tuple[int, c.Constraint]]:
+    """ "stage II or higher", "stage IIIB-IV", "Stage IB, II, IIIA, IIIB" (a list)."""
+    found: list[tuple[int, c.Constraint]] = []
     for match in _STAGE.finditer(text):
         low = match.group("a").upper()
         high = (match.group("b") or "").upper() or low
@@ -523,7 +778,26 @@ def extract_stage(text: str) -> list[tuple[int, c.Constraint]]:
         open_ended = match.group("op") or _OR_HIGHER.match(text[match.end() :])
         if match.group("op") == ">":
             low = {"I": "II", "II": "III", "III": "IV"}.get(low, low)
-        found.append((match.start(), stage_range("stage", low, None if open_ended else high)))
+        joiner = text[match.start() : match.end()]
+        listed = match.group("b") is not None and not re.search(r"-|to|through", joiner, re.I)
+        if listed:
+            # "stage I or IV", "II/III": the values named, not the range between them.
+            found.append((match.start(), c.Stage(category="stage", any_of=(low, high))))
+        else:
+            found.append((match.start(), stage_range("stage", low, None if open_ended else high)))
+        # More values after it: "IB (T1N1 only), II, IIIA, IIIB".
+        cursor = match.end()
+        while True:
+            paren = re.match(r"\s*\([^()]*\)", text[cursor:])
+            if paren:
+                cursor += paren.end()
+            item = _STAGE_LIST_ITEM.match(text, cursor)
+            if not item or item.group("a").upper() not in STAGE_RANKS:
+                break
+            found.append(
+                (item.start("a"), c.Stage(category="stage", any_of=(item.group("a").upper(),)))
+            )
+            cursor = item.end()
     return found
 
 
@@ -662,9 +936,8 @@ def extract_histology(text: str) -> list[tuple[int, c.Constraint]]:
 
 _THRESHOLD = re.compile(
     r"(?P<op>>=|<=|>|<|=)\s*(?P<num>\d+(?:[.,]\d+)*)\s*"
-    r"(?:(?P<uln>(?:x|times?|fold|\*)\s*(?:the\s+)?(?:institutional\s+)?(?:uln|upper[\s-]+limits?\s+"
-    r"of\s+(?:the\s+)?normal(?:\s+range)?|upper[\s-]+normal\s+limits?)|(?:uln|upper\s+limits?\s+of"
-    r"\s+normal))"
+    r"(?:(?P<uln>(?:x|times?|fold|\*)?\s*(?:the\s+)?(?:institutional\s+)?(?:uln|unl|ult|upper[\s-]+"
+    r"limits?\s+of\s+(?:the\s+)?normal(?:\s+range)?|upper[\s-]+normal\s+limits?)\b)"
     r"|(?P<unit>(?:x\s*)?(?:10\s*\^?\s*[369]|l?0\s*[369]|10e[369]|10\*[369])\s*/\s*[lLuµμ]\w*|"
     r"[a-zA-Zµμ/%][\w/.^*µμ%\[\]{}-]*(?:\s*/\s*[\w.^]+)?))?",
     re.IGNORECASE,
@@ -678,7 +951,8 @@ _WITHIN_NORMAL = re.compile(
     re.I,
 )
 _CONDITION_WORDS = re.compile(
-    r"\b(?:liver|hepatic)\s+(?:metasta\w*|involvement)|\bgilbert\w*(?:'s)?", re.I
+    r"\b(?:liver|hepatic)\s+(?:metasta\w*|involvement|tumou?rs?|lesions?)|\bgilbert\w*(?:'s)?",
+    re.I,
 )
 
 
@@ -704,48 +978,173 @@ def _analyte_mentions(text: str) -> list[tuple[int, int, Analyte]]:
     return mentions
 
 
+@dataclass
+class LabReading:
+    found: list[tuple[int, c.Constraint]] = field(default_factory=list)
+    join: str = "all"
+    spans: list[tuple[int, int]] = field(default_factory=list)  # the words it consumed
+    marks: list[str] = field(default_factory=list)  # plausibility corrections made
+
+
+# Between two thresholds, the words that may stand before a second limit of the same
+# analytes ("<= 2.5 x ULN, or <= 5 x ULN in patients with liver metastases").
+_SAME_ANALYTE_GAP = frozenset(
+    [
+        "or",
+        "and",
+        "if",
+        "in",
+        "for",
+        "with",
+        "patients",
+        "patient",
+        "subjects",
+        "participants",
+        "who",
+        "have",
+        "has",
+        "had",
+        "liver",
+        "hepatic",
+        "metastases",
+        "metastasis",
+        "metastatic",
+        "involvement",
+        "gilbert",
+        "gilbert's",
+        "syndrome",
+        "disease",
+        "known",
+        "case",
+        "of",
+        "the",
+        "presence",
+        "documented",
+        "tumor",
+        "tumour",
+        "tumors",
+        "tumours",
+        "due",
+        "to",
+        "presence",
+        "when",
+        "those",
+    ]
+)
+
+
 def extract_labs(text: str) -> tuple[list[tuple[int, c.Constraint]], str]:
-    """Lab thresholds; returns them and the join ("any" when alternatives).
+    """Lab thresholds and their join ("any" when alternatives); see ``read_labs``."""
+    reading = read_labs(text)
+    return reading.found, reading.join
+
+
+def read_labs(text: str, kind: str = "inclusion") -> LabReading:
+    """Lab thresholds, the words they were read from, and any plausibility corrections.
 
     Each threshold applies to the analytes named since the previous threshold ("AST and ALT
-    <= 2.5 x ULN"); a threshold with no new analyte is an alternative for the previous ones,
-    usually conditional ("(<= 5 x ULN if liver metastases)").
+    <= 2.5 x ULN"). A threshold with no new analyte is a second limit of the previous ones
+    (usually conditional: "(<= 5 x ULN if liver metastases)") only when nothing but
+    condition words stands between them; after any other word ("; 5) INR <= 1.5") it is the
+    limit of something not recognised and is left unread, never put on the wrong analyte.
     """
+    reading = LabReading()
     mentions = _analyte_mentions(text)
     if not mentions:
-        return [], "all"
-    found: list[tuple[int, c.Constraint]] = []
+        return reading
     group: list[tuple[int, Analyte]] = []
     thresholds = list(_THRESHOLD.finditer(text))
     conditions = _conditions(text, thresholds)
     cursor = 0
+    named_spans: list[tuple[int, int, Analyte]] = []
+    blocks: list[list[tuple[int, c.Constraint]]] = []
+    either: list[bool] = []  # a block is an alternative to the one before ("... or CrCl > 60")
     for index, threshold in enumerate(thresholds):
         named = [
             (start, analyte)
             for start, end, analyte in mentions
             if cursor <= start < threshold.start()
         ]
+        between = text[cursor : threshold.start()]
         if named:
             group = named
+            named_spans = [
+                (start, end, analyte)
+                for start, end, analyte in mentions
+                if cursor <= start < threshold.start()
+            ]
+            before_name = text[cursor : named[0][0]]
+            either.append(bool(blocks) and bool(_OR.search(before_name)))
+            blocks.append([])
         elif not group:
+            cursor = threshold.end()
             continue
+        elif cursor and not _same_analyte_gap(between):
+            group = []
+            cursor = threshold.end()
+            continue
+        members = []
         for position, analyte in group:
-            constraint = _lab_constraint(analyte, threshold, conditions[index])
+            constraint = _lab_constraint(analyte, threshold, conditions[index], reading.marks)
             if constraint is not None:
-                found.append((position, constraint))
+                members.append((position, constraint))
+                reading.spans.append((threshold.start(), threshold.end()))
+                # The analyte's name is read only when a limit was read for it.
+                reading.spans.extend(
+                    (start, end)
+                    for start, end, named_analyte in named_spans
+                    if named_analyte == analyte or named_analyte.value == constraint.analyte
+                )
+        if (
+            kind == "exclusion"
+            and len(members) > 1
+            and named
+            and _OR.search(text[named[0][0] : threshold.start()])
+        ):
+            # "ALT or AST > 3 x ULN" as an exclusion: either one excludes.
+            options = tuple(dict.fromkeys(x for _, x in members))
+            if len(options) > 1:
+                members = [(members[0][0], c.AnyOf(items=options))]  # type: ignore[list-item]
+        blocks[-1].extend(members)
         cursor = threshold.end()
-    join = "any" if _OR.search(text) and _alternative_analytes(found) else "all"
-    return found, join
+    reading.found = _alternatives(blocks, either)
+    return reading
 
 
-def _alternative_analytes(found: list[tuple[int, c.Constraint]]) -> bool:
-    analytes = {constraint.analyte for _, constraint in found if isinstance(constraint, c.Lab)}
-    return analytes in (
-        {"creatinine", "creatinine_clearance"},
-        {"creatinine", "egfr"},
-        {"creatinine_clearance", "egfr"},
-        {"creatinine", "creatinine_clearance", "egfr"},
-    )
+def _alternatives(
+    blocks: list[list[tuple[int, c.Constraint]]], either: list[bool]
+) -> list[tuple[int, c.Constraint]]:
+    """The blocks of a lab line, those joined by "or" made one any-of ("creatinine <= 1.5 x
+    ULN or creatinine clearance >= 60 mL/min")."""
+    found: list[tuple[int, c.Constraint]] = []
+    runs: list[list[list[tuple[int, c.Constraint]]]] = []
+    for block, alternative in zip(blocks, either, strict=True):
+        if not block:
+            continue
+        if alternative and runs:
+            runs[-1].append(block)
+        else:
+            runs.append([block])
+    for run in runs:
+        if len(run) == 1:
+            found.extend(run[0])
+            continue
+        options: list[c.Constraint] = []
+        for block in run:
+            items = tuple(dict.fromkeys(x for _, x in block))
+            option = items[0] if len(items) == 1 else c.AllOf(items=items)
+            if option not in options:
+                options.append(option)
+        if len(options) == 1:
+            found.append((run[0][0][0], options[0]))
+        else:
+            found.append((run[0][0][0], c.AnyOf(items=tuple(options))))
+    return found
+
+
+def _same_analyte_gap(between: str) -> bool:
+    words = re.findall(r"[a-z][a-z'-]*", between.lower())
+    return all(word in _SAME_ANALYTE_GAP for word in words) and not re.search(r"\d\s*[.)]", between)
 
 
 def _conditions(text: str, thresholds: list[re.Match[str]]) -> list[str | None]:
@@ -762,20 +1161,33 @@ def _conditions(text: str, thresholds: list[re.Match[str]]) -> list[str | None]:
             continue
         what = "gilbert" if "gilbert" in match.group(0).lower() else "liver_metastases"
         has_next = index + 1 < len(thresholds)
-        runs_into_next = has_next and (
-            re.fullmatch(
-                r"[\s:,]*(?:syndrome|disease|metastas[ie]s|involvement)?[\s:,]*",
-                gap[match.end() :],
-                re.I,
+        runs_into_next = (
+            has_next
+            and (
+                re.fullmatch(
+                    r"[\s:,]*(?:syndrome|disease|metastas[ie]s|involvement)?[\s:,]*",
+                    gap[match.end() :],
+                    re.I,
+                )
+                or re.search(r"\b(?:except|unless|exception)", gap[: match.start()], re.I)
+                # A new sentence names the condition, then the limit: "... Subjects with liver
+                # metastases may have AST < 5 x ULN."
+                or re.search(r"[.;]\s", gap[: match.start()])
             )
-            or re.search(r"\b(?:except|unless|exception)", gap[: match.start()], re.I)
         )
+        exempting = re.search(
+            r"\b(?:except\w*|excluding|unless|other\s+than)\b", gap[: match.start()], re.I
+        )
+        if exempting and not has_next:
+            # "<= 1.5 x ULN, except Gilbert's syndrome": the limit holds for everyone else.
+            conditions[index] = f"not_{what}"
+            continue
         conditions[index + 1 if runs_into_next else index] = what
     return conditions
 
 
 def _lab_constraint(
-    analyte: Analyte, threshold: re.Match[str], condition: str | None
+    analyte: Analyte, threshold: re.Match[str], condition: str | None, marks: list[str]
 ) -> c.Lab | None:
     op = threshold.group("op")
     if op == "=":
@@ -786,28 +1198,68 @@ def _lab_constraint(
         return None
     if threshold.group("uln"):
         return c.Lab(analyte=analyte.value, op=op, uln=number, condition=condition)
-    unit = (threshold.group("unit") or "").replace(" ", "").lstrip("x*")
+    unit = (threshold.group("unit") or "").replace(" ", "").lstrip("x*").rstrip(".,;:")
+    if unit.lower() in _NOT_UNITS:
+        unit = ""  # "INR <= 1.5 and ...": the next word, not a unit
     # "1.5 x l09/L", "100 x 109/L": a lost superscript or a letter l for the digit 1.
     unit = re.sub(r"^[lI]0", "10", unit)
     unit = re.sub(r"^10-?([369])/", r"10^\1/", unit)
-    value = _canonical(analyte, number, unit)
+    value = _canonical(analyte, number, unit, marks)
     if value is None and analyte == Analyte.CREATININE:
         # "creatinine >= 50 mL/min clearance": a clearance, named loosely.
         analyte = Analyte.CREATININE_CLEARANCE
-        value = _canonical(analyte, number, unit) if unit else None
+        value = _canonical(analyte, number, unit, marks) if unit else None
     if value is None:
         return None
+    floor = _UPPER_LIMIT_FLOOR.get(analyte)
+    if floor is not None and op in ("<", "<=") and value < floor and number <= 10:
+        # "ALT <= 2.5 U/L", "bilirubin <= 1.5 umol/L": no such limit is meant; the writer
+        # meant a multiple of the upper limit of normal.
+        marks.append(
+            f"{analyte.label} {op} {number:g} {unit or '(no unit)'} is below any normal value:"
+            f" read as {number:g} x ULN"
+        )
+        return c.Lab(analyte=analyte.value, op=op, uln=number, condition=condition)
     return c.Lab(analyte=analyte.value, op=op, value=value, condition=condition)
 
 
-def _canonical(analyte: Analyte, number: float, unit: str) -> float | None:
+_NOT_UNITS = frozenset({"and", "or", "in", "for", "of", "at", "with", "if", "within", "on", "by"})
+# An upper limit below these (canonical unit) is below any healthy value: a slip for x ULN.
+_UPPER_LIMIT_FLOOR = {
+    Analyte.AST: 10.0,
+    Analyte.ALT: 10.0,
+    Analyte.BILIRUBIN: 0.3,
+    Analyte.CREATININE: 0.3,
+}
+
+
+def _canonical(analyte: Analyte, number: float, unit: str, marks: list[str]) -> float | None:
     if not unit:
         return _implicit_unit(analyte, number)
     try:
         value = to_canonical(analyte, number, unit).value
     except UnitError:
         return None  # "7 days", "%": not this analyte's unit, so not its threshold
-    return round(_plausible(analyte, value), 4)
+    meant = _plausible(analyte, value)
+    if meant != value:
+        marks.append(
+            f"{analyte.label} {number:g} {unit} is implausible: read as"
+            f" {f_number(meant)} {_CANONICAL_UNIT.get(analyte, '')}".rstrip()
+        )
+    return round(meant, 4)
+
+
+def f_number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+_CANONICAL_UNIT = {
+    Analyte.HAEMOGLOBIN: "g/dL",
+    Analyte.ANC: "x 10^9/L",
+    Analyte.WBC: "x 10^9/L",
+    Analyte.LYMPHOCYTES: "x 10^9/L",
+    Analyte.PLATELETS: "x 10^9/L",
+}
 
 
 def _plausible(analyte: Analyte, value: float) -> float:
@@ -833,6 +1285,8 @@ def _implicit_unit(analyte: Analyte, number: float) -> float | None:
         return number if 10 <= number <= 200 else None
     if analyte == Analyte.HAEMOGLOBIN:
         return number / 10 if 50 <= number <= 200 else (number if 5 <= number <= 20 else None)
+    if analyte == Analyte.INR:
+        return number if 0.5 <= number <= 5 else None  # a ratio has no unit
     return None
 
 
@@ -983,6 +1437,7 @@ def extract_biomarkers(text: str) -> list[tuple[int, c.Constraint]]:
         value = mmr.group("value").lower()
         name = "dMMR" if ("dmmr" in value or "deficien" in value) else "pMMR"
         found.append((mmr.start(), c.Biomarker(marker="mmr", any_of=(name,))))
+    found = _one_finding(found)
     cps = _CPS.search(text)
     if cps:
         found.append(
@@ -1002,6 +1457,25 @@ def extract_biomarkers(text: str) -> list[tuple[int, c.Constraint]]:
     return found
 
 
+_SAME_FINDING = {"MSI-H": "dMMR", "MSS": "pMMR", "MSI-L": "pMMR"}
+
+
+def _one_finding(found: list[tuple[int, c.Constraint]]) -> list[tuple[int, c.Constraint]]:
+    """MSI-H and dMMR (MSS and pMMR) are one finding tested two ways: named together
+    ("MSI-H or dMMR", "dMMR and/or MSI", "pMMR and/or MSS") they are one any-of, so a
+    tumour tested either way qualifies."""
+    msi = [(p, x) for p, x in found if isinstance(x, c.Biomarker) and x.marker == "msi"]
+    mmr = [(p, x) for p, x in found if isinstance(x, c.Biomarker) and x.marker == "mmr"]
+    if len(msi) != 1 or len(mmr) != 1:
+        return found
+    msi_value, mmr_value = msi[0][1].any_of[0], mmr[0][1].any_of[0]
+    if _SAME_FINDING.get(msi_value) != mmr_value:
+        return found
+    rest = [(p, x) for p, x in found if (p, x) not in (msi[0], mmr[0])]
+    first = min(msi[0][0], mmr[0][0])
+    return [*rest, (first, c.AnyOf(items=(msi[0][1], mmr[0][1])))]
+
+
 # --- Comorbidities, medications, pregnancy, surgery ----------------------------------------------
 
 _EXCEPTION = re.compile(
@@ -1009,13 +1483,41 @@ _EXCEPTION = re.compile(
     r"but\s+not|unless|apart\s+from|not\s+including|allowed|permitted|eligible)\b",
     re.I,
 )
+_N = r"\d+(?:\.\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|twelve"
 _YEARS = re.compile(
-    r"\b(?:within|in|during)\s+(?:the\s+)?(?:(?:past|last|previous|prior|preceding|recent)\s+)?"
-    r"(?P<n>\d+(?:\.\d+)?|one|two|three|four|five|ten)\s*(?:years?|yrs?)\b|"
-    r"\b(?P<n2>\d+|one|two|three|four|five)\s*years?\s+(?:before|prior)",
+    rf"\b(?:within|in|during|over)\s+(?:the\s+)?(?:(?:past|last|previous|prior|preceding|recent)\s+)?"
+    rf"(?P<n>{_N})\s*(?P<u>years?|yrs?|months?|weeks?)\b|"
+    rf"\b(?P<n2>{_N})\s*(?P<u2>years?|months?)\s+(?:before|prior)|"
+    rf"<\s*(?P<n3>{_N})\s*(?P<u3>years?|months?)\b|"
+    # "disease-free for >= 5 years", "in complete remission ... for a minimum of 3 years",
+    # "at least 5 years have elapsed since": an earlier cancer counts only inside that time.
+    rf"\b(?:disease[-\s]free|remission|cured|elapsed|no\s+evidence\s+of\s+disease)[^.;()]{{0,80}}?"
+    rf"(?:>=|>|at\s+least|for|of|a\s+minimum\s+of)\s*(?P<n4>{_N})\s*(?P<u4>years?|months?)\b|"
+    rf"(?:>=|>)\s*(?P<n5>{_N})\s*(?P<u5>years?)\s+(?:have\s+|has\s+)?(?:elapsed|passed)",
     re.I,
 )
-_OTHER_MALIGNANCY_EXCEPTIONS = (
+
+
+def _window_years(text: str) -> float | None:
+    match = _YEARS.search(text)
+    if not match:
+        return None
+    for suffix in ("", "2", "3", "4", "5"):
+        number = match.group(f"n{suffix}" if suffix else "n")
+        if number:
+            unit = (match.group(f"u{suffix}" if suffix else "u") or "year").lower()
+            break
+    else:  # pragma: no cover - one group always matches
+        return None
+    amount = float(number) if number[0].isdigit() else float(_WORD_NUMBER.get(number.lower(), 0))
+    if unit.startswith("month"):
+        return round(amount / 12, 4)
+    if unit.startswith("week"):
+        return round(amount / 52, 4)
+    return amount
+
+
+OTHER_MALIGNANCY_EXCEPTIONS = (
     "basal cell",
     "squamous cell skin",
     "skin",
@@ -1038,13 +1540,7 @@ def extract_comorbidities(text: str) -> tuple[list[tuple[int, c.Constraint]], st
     found: list[tuple[int, c.Constraint]] = []
     exception = _EXCEPTION.search(text)
     cut = exception.start() if exception else len(text)
-    years = _YEARS.search(text)
-    within = None
-    if years:
-        number = years.group("n") or years.group("n2")
-        within = (
-            float(number) if number[0].isdigit() else float(_WORD_NUMBER.get(number.lower(), 0))
-        )
+    within = _window_years(text)
     seen: set[str] = set()
     matcher = group_matcher("comorbidities")
     for start, end, _ in matcher.finditer(text[:cut]):
@@ -1059,7 +1555,14 @@ def extract_comorbidities(text: str) -> tuple[list[tuple[int, c.Constraint]], st
                 continue
             seen.add(kind)
             exceptions = _exceptions(text[cut:], kind) if exception else ()
-            active = True if _ACTIVE.search(text, max(0, start - 30), start) else None
+            systemic = True if _SYSTEMIC_TREATMENT.search(text, start) else None
+            active = True if _ACTIVE.search(text, max(0, start - 30), end) else None
+            if (
+                kind == "other_malignancy"
+                and _CURRENT.search(text, max(0, start - 30), end)
+                and not _PAST.search(text, max(0, start - 40), end)
+            ):
+                active = True  # "concurrent malignancy": one that is there now
             found.append(
                 (
                     start,
@@ -1069,6 +1572,7 @@ def extract_comorbidities(text: str) -> tuple[list[tuple[int, c.Constraint]], st
                         within_years=within,
                         exceptions=exceptions,
                         active=active,
+                        systemic_treatment=systemic if kind == "autoimmune" else None,
                     ),
                 )
             )
@@ -1076,8 +1580,15 @@ def extract_comorbidities(text: str) -> tuple[list[tuple[int, c.Constraint]], st
     return found, "any" if len(found_kinds) > 1 else "all"
 
 
+_SYSTEMIC_TREATMENT = re.compile(
+    r"\b(?:requir\w*|required|needing|need\s+for|needed|treated\s+with|receiving)\s+"
+    r"(?:\w+\s+){0,2}?systemic\s+(?:treatment|therapy|therapies|immunosuppress\w*|steroids?)",
+    re.I,
+)
 _BOTH_HEPATITIS = re.compile(r"\bb\s*(?:or|and|/)\s*c\b|hbv\s*(?:or|/)\s*hcv", re.I)
-_ACTIVE = re.compile(r"\bactive\b", re.I)
+_ACTIVE = re.compile(r"\b(?:active|chronic)\b", re.I)
+_CURRENT = re.compile(r"\b(?:concurrent|concomitant|current|currently|ongoing|coexisting)\b", re.I)
+_PAST = re.compile(r"\b(?:prior|previous|previously|history|past|earlier|former)\b", re.I)
 _OTHER_BEFORE = re.compile(
     r"\b(?:other|another|second|prior|previous|history|additional|concurrent|active)\b", re.I
 )
@@ -1094,7 +1605,7 @@ def _malignancy_context(text: str, start: int) -> bool:
 def _exceptions(tail: str, kind: str) -> tuple[str, ...]:
     lowered = tail.lower()
     if kind == "other_malignancy":
-        return tuple(word for word in _OTHER_MALIGNANCY_EXCEPTIONS if word in lowered)[:4]
+        return tuple(word for word in OTHER_MALIGNANCY_EXCEPTIONS if word in lowered)[:4]
     if kind == "autoimmune":
         return tuple(
             dict.fromkeys(
@@ -1278,14 +1789,51 @@ CONSTRAINT_CATEGORY = {
 
 
 def extract(text: str, context: Context) -> Extraction:
-    """The category and constraints of one criterion (``text`` already normalised)."""
+    """The category and constraints of one criterion (``text`` already normalised), with
+    the words the reading leaves unexplained (``coverage``) and its review marks."""
+    reading = _read(text, context)
+    if not reading.constraints:
+        return reading
+    found = coverage(text, context.kind, reading.constraints, reading.join, consumed=reading.spans)
+    marks = reading.marks
+    if context.kind == "exclusion" and _NEGATED_EXCLUSION.match(text):
+        # "No evidence of active malignancy ..." under the exclusions: a double negative
+        # whose intended polarity only a reader of the protocol can tell.
+        marks = (*marks, "an exclusion worded as a negation: which patients it excludes is unclear")
+    return dataclasses.replace(reading, gaps=found.gaps, marks=marks)
+
+
+_NEGATED_EXCLUSION = re.compile(r"^\W*(?:no|not|without|absence\s+of|free\s+of|negative)\b", re.I)
+
+
+_RESTATEMENT = re.compile(
+    r"\b(?:(?:are|is|will\s+be|shall\s+be|should\s+be|must\s+be)\s+)?(?:excluded|"
+    r"not\s+(?:be\s+)?(?:eligible|allowed|permitted|included|enrolled|acceptable)|ineligible|"
+    r"prohibited)\b(?:\s+from\s+(?:the|this)\s+(?:study|trial))?",
+    re.I,
+)
+
+
+def _without_restatement(text: str, kind: str) -> str:
+    """An exclusion's "... are excluded" / "are not eligible" only restates its section: it
+    is blanked (same length, so positions hold) so that no reader takes it for a negation."""
+    if kind != "exclusion" or not _RESTATEMENT.search(text):
+        return text
+    return _RESTATEMENT.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def _read(text: str, context: Context) -> Extraction:
+    text = _without_restatement(text, context.kind)
     # Only a consent phrase near the start makes the criterion about consent.
     consent_words = _category_patterns()["consent"].search(text[:120])
     if consent_words and consent_words.start() < 40:
         return Extraction(category="consent")
-    labs, lab_join = extract_labs(text)
-    if labs:
-        return _result(labs, lab_join)
+    labs = read_labs(text, context.kind)
+    if labs.found:
+        result = _result(labs.found, labs.join)
+        return dataclasses.replace(
+            result, spans=tuple(labs.spans), marks=tuple(dict.fromkeys(labs.marks))
+        )
     comorbidities, comorbidity_join = extract_comorbidities(text)
     medications = extract_medications(text)
     prior = extract_prior_therapy(text, context.kind)
@@ -1326,8 +1874,8 @@ def _result(found: list[tuple[int, c.Constraint]], join: str) -> Extraction:
     for _, constraint in found:
         if constraint not in unique:
             unique.append(constraint)
-    category = CONSTRAINT_CATEGORY[found[0][1].type]
-    types = {constraint.type for constraint in unique}
+    category = CONSTRAINT_CATEGORY[c.leaves(found[0][1])[0].type]
+    types = {leaf.type for constraint in unique for leaf in c.leaves(constraint)}
     if "primary_site" in types and category in (
         "histology",
         "prior_therapy",

@@ -101,7 +101,28 @@ class ComorbidityKind(StrEnum):
     ORGAN_TRANSPLANT = "organ_transplant"
     STEM_CELL_TRANSPLANT = "stem_cell_transplant"
     OTHER_MALIGNANCY = "other_malignancy"
+    # Cardiovascular: the events and conditions criteria name apart, each with its own window.
+    MYOCARDIAL_INFARCTION = "myocardial_infarction"
+    UNSTABLE_ANGINA = "unstable_angina"
+    HEART_FAILURE = "heart_failure"  # congestive heart failure, any NYHA class
+    ARRHYTHMIA = "arrhythmia"  # atrial fibrillation / flutter, ventricular, other
+    STROKE = "stroke"  # cerebrovascular accident (ischaemic or haemorrhagic), TIA
+    ARTERIAL_THROMBOEMBOLISM = "arterial_thromboembolism"  # peripheral arterial embolism
+    VENOUS_THROMBOEMBOLISM = "venous_thromboembolism"  # deep vein thrombosis, pulmonary embolism
     OTHER = "other"
+
+
+# Events, not lasting conditions: "within 6 months" counts from the onset, whatever the clinical
+# status says (a problem list keeps an infarction of years ago "active").
+EVENT_KINDS = frozenset(
+    {
+        ComorbidityKind.MYOCARDIAL_INFARCTION,
+        ComorbidityKind.UNSTABLE_ANGINA,
+        ComorbidityKind.STROKE,
+        ComorbidityKind.ARTERIAL_THROMBOEMBOLISM,
+        ComorbidityKind.VENOUS_THROMBOEMBOLISM,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -135,6 +156,7 @@ class PatientFacts:
     birth_date: datetime.date | None = None
     location: Place | None = None
     primary_site: CancerSite | None = None
+    primary_site_code: str = ""  # the primary's ICD-10 code, which tells other sites apart
     primary_site_provenance: Provenance = Provenance()
     siewert_type: str | None = None
     histology: Histology | None = None
@@ -227,12 +249,15 @@ def creatinine_clearance(facts: PatientFacts, on: datetime.date) -> Derived:
     )
 
 
-# Used only when a result carries no reference range of its own; always named as such.
+# Used only when a result carries no reference range of its own; always named as such. PT and
+# aPTT have none: their normal range in seconds depends on the laboratory's reagent.
 DEFAULT_ULN: dict[Analyte, float] = {
     Analyte.BILIRUBIN: 1.2,  # mg/dL
     Analyte.AST: 40.0,  # U/L
     Analyte.ALT: 40.0,  # U/L
     Analyte.CREATININE: 1.2,  # mg/dL
+    Analyte.ALP: 120.0,  # U/L
+    Analyte.INR: 1.2,  # ratio
 }
 
 

@@ -26,14 +26,30 @@ def words_pattern(words: list[str]) -> str:
     The alternatives are factored into a character trie ("metasta(?:sis|ses|tic)" rather than
     three words side by side): the regular-expression engine tries alternatives one by one at
     every position, so a factored pattern reads a criterion several times faster.
+
+    A word written with capitals matches in exactly that case, even in a pattern compiled to
+    ignore case: "PT" is prothrombin time, "pt" a patient and "pT" a pathological T stage.
     """
     trie: dict[str, dict] = {}
+    exact_case: list[str] = []
     for word in words:
+        if word != word.lower():
+            exact_case.append(word)
+            continue
         node = trie
-        for char in word.lower().rstrip("*"):
+        for char in word.rstrip("*"):
             node = node.setdefault(" " if char == " " else char, {})
         node[_OPEN_END if word.endswith("*") else _END] = {}
-    return r"(?<![\w-])(?:" + _emit(trie) + r")(?![\w])"
+    branches = [_emit(trie)] if trie else []
+    branches += [f"(?-i:{_emit_word(word)})" for word in sorted(exact_case, key=len, reverse=True)]
+    return r"(?<![\w-])(?:" + "|".join(branches) + r")(?![\w])"
+
+
+def _emit_word(word: str) -> str:
+    """One word on its own, spelled as the trie spells it (spaces, open ending)."""
+    stem = word.rstrip("*")
+    pattern = r"[\s-]+".join(re.escape(part) for part in stem.split(" "))
+    return pattern + (r"[\w-]*" if word.endswith("*") else "")
 
 
 def _emit(node: dict[str, dict]) -> str:

@@ -8,15 +8,19 @@ source text and position; one the engine cannot read is kept as unparsed ("needs
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from trials.eligibility import constraints as c
+from trials.eligibility.checks import check_trial
+from trials.eligibility.coverage import reading_review
 from trials.eligibility.extract import Context, extract
 from trials.eligibility.segment import EXCLUSION, INCLUSION, segment
+from trials.eligibility.structure import heading_scope
 from trials.eligibility.text import normalize
 
 # Bumped whenever parsing changes what it produces, so stored criteria are re-read.
-ENGINE_VERSION = "2026.11.1"
+ENGINE_VERSION = "2026.12.1"
 
 
 @dataclass(frozen=True)
@@ -32,10 +36,32 @@ class Criterion:
     parent: int | None = None  # position of the criterion this one belongs to
     header: bool = False
     origin: str = "text"  # text / structured
+    # The words the reading did not account for: a reading with gaps never decides.
+    gaps: tuple[str, ...] = ()
+    # Review marks: a plausibility correction the reading rests on, or why it is suspect.
+    marks: tuple[str, ...] = ()
 
     @property
     def parsed(self) -> bool:
         return bool(self.constraints)
+
+    @property
+    def complete(self) -> bool:
+        """Read in full, with nothing to review: the only reading that may decide."""
+        return bool(self.constraints) and not self.gaps and not self.marks
+
+    def review(self) -> tuple[str, bool]:
+        """What the matcher needs to know of the reading (``coverage.reading_review``)."""
+        return reading_review(self.kind, self.gaps, self.marks)
+
+    @property
+    def reading_status(self) -> str:
+        """complete / incomplete / suspect / unread, for coordinators and exports."""
+        if not self.constraints:
+            return "unread"
+        if self.marks:
+            return "suspect"
+        return "incomplete" if self.gaps else "complete"
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -50,6 +76,9 @@ class Criterion:
             "parent": self.parent,
             "header": self.header,
             "origin": self.origin,
+            "reading": self.reading_status,
+            "gaps": list(self.gaps),
+            "marks": list(self.marks),
         }
 
 
@@ -76,6 +105,11 @@ def parse_eligibility(
     for index, part in enumerate(segments):
         parent_text = normalized[part.parent] if part.parent is not None else ""
         reading = extract(normalized[index], Context(kind=part.kind, parent=parent_text))
+        scope = heading_scope(parent_text) if reading.constraints else ""
+        if scope:
+            # The heading governs its items: a condition, population or choice there is
+            # part of every item's meaning.
+            reading = dataclasses.replace(reading, gaps=(*reading.gaps, f"heading: {scope}"))
         category = reading.category
         if category == "other" and parent_text:
             category = extract(parent_text, Context(kind=part.kind)).category
@@ -91,9 +125,11 @@ def parse_eligibility(
                 position=offset + index,
                 parent=offset + part.parent if part.parent is not None else None,
                 header=part.header,
+                gaps=reading.gaps,
+                marks=reading.marks,
             )
         )
-    return ParsedEligibility(criteria=criteria)
+    return ParsedEligibility(criteria=check_trial(criteria, sex=sex))
 
 
 def _structured(minimum: float | None, maximum: float | None, sex: str) -> list[Criterion]:

@@ -15,6 +15,8 @@ import itertools
 import re
 from dataclasses import dataclass
 
+from trials.eligibility.structure import qualifies_previous
+
 INCLUSION, EXCLUSION = "inclusion", "exclusion"
 
 _HEADING = re.compile(
@@ -76,6 +78,7 @@ _ROMAN_VALUES = {
     "x": 10,
 }
 _SENTENCE = re.compile(r"(?<=[a-z0-9)%])\.\s+(?=[A-Z])")
+_ALTERNATIVE_START = re.compile(r"^\s*(?:or|and/or|nor|unless|except|but)\b", re.I)
 _QUALIFIER = re.compile(
     r"^(?:note|this|these|such|that|it|they|except|exceptions?|however|in\s+addition|"
     r"e\.g|i\.e|for\s+example|palliative|if|unless|where|when|\w+(?:\s+\w+){0,6}\s+"
@@ -264,11 +267,17 @@ def _split_run_together(text: str, start: int, end: int) -> list[tuple[int, int]
                 and sum(any(c.isdigit() for c in p) for p in substantial) >= 2
             )
         ):
-            spans, position = [], start
+            spans: list[tuple[int, int]] = []
+            position = start
             for piece in pieces:
-                spans.append((position, position + len(piece)))
+                if spans and (_ALTERNATIVE_START.match(piece) or qualifies_previous(piece)):
+                    # "...; or <= 5 x ULN if liver metastases": the same criterion goes on.
+                    spans[-1] = (spans[-1][0], position + len(piece))
+                else:
+                    spans.append((position, position + len(piece)))
                 position += len(piece) + 1
-            return spans
+            if len(spans) >= 2:
+                return spans
     return [(start, end)]
 
 
@@ -309,7 +318,10 @@ def _sentences(chunk: str) -> list[tuple[int, int]] | None:
     pieces: list[tuple[int, int]] = []
     start = 0
     for cut in [*cuts, len(chunk)]:
-        if pieces and (_QUALIFIER.match(chunk[start:cut]) or cut - start < 30):
+        sentence = chunk[start:cut]
+        if pieces and (
+            _QUALIFIER.match(sentence) or qualifies_previous(sentence) or cut - start < 30
+        ):
             pieces[-1] = (pieces[-1][0], cut)
         else:
             pieces.append((start, cut))

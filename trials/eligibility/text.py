@@ -7,6 +7,7 @@ comparators shared by them.
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 from functools import lru_cache
@@ -108,6 +109,8 @@ _ASCII_SYMBOLS = tuple((old, new) for old, new in _SYMBOLS if old.isascii())
 def normalize(text: str) -> str:
     """The reading copy of a criterion: NFKC, escapes removed, one comparator spelling
     (``>=``, ``<=``, ``>``, ``<``), ASCII dashes and micro, single spaces."""
+    if "&" in text:
+        text = html.unescape(text)  # "&lt;25 ml/min": an HTML escape left in the record
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
     if "\\" in text:

@@ -8,8 +8,11 @@ table in DOMAIN.md; every factor is kept as data in :data:`CONVERSIONS`.
 Rules:
 
 * Never guess. An empty or unrecognised unit, a unit of another family (``mg/dL`` for a
-  neutrophil count, ``%`` for anything), a negative value or a value that is not a finite
-  number raises :class:`UnitError`, whose message is meant to be shown to users as is.
+  neutrophil count, ``%`` for anything but an ejection fraction), a negative value or a value
+  that is not a finite number raises :class:`UnitError`, whose message is meant to be shown to
+  users as is. A ratio (INR) is given in a unit too ("{INR}", "1", "ratio"), never bare.
+* Urine protein is the 24-hour excretion (g/24h, mg/24h). A concentration (mg/dL) or a
+  dipstick grade ("2+") is another quantity and does not convert into it.
 * Arithmetic is exact: values and factors are combined as fractions and rounded to a float
   once, so a boundary value converts to exactly the threshold it equals (1,500/mm3 is exactly
   1.5 x 10^9/L). A float value is read as the decimal it prints as (``1.1`` is 11/10).
@@ -66,6 +69,13 @@ class Analyte(StrEnum):
     EGFR = "egfr"
     WEIGHT = "weight"
     HEIGHT = "height"
+    INR = "inr"
+    PT = "pt"
+    APTT = "aptt"
+    ALP = "alp"
+    URINE_PROTEIN = "urine_protein"
+    LVEF = "lvef"
+    QTC = "qtc"
 
     @property
     def label(self) -> str:
@@ -90,6 +100,13 @@ ANALYTE_LABELS: Final[Mapping[Analyte, str]] = MappingProxyType(
         Analyte.EGFR: "eGFR (estimated glomerular filtration rate)",
         Analyte.WEIGHT: "body weight",
         Analyte.HEIGHT: "body height",
+        Analyte.INR: "INR (international normalized ratio)",
+        Analyte.PT: "prothrombin time",
+        Analyte.APTT: "aPTT (activated partial thromboplastin time)",
+        Analyte.ALP: "alkaline phosphatase",
+        Analyte.URINE_PROTEIN: "urine protein (24-hour)",
+        Analyte.LVEF: "left ventricular ejection fraction",
+        Analyte.QTC: "QTc (corrected QT interval)",
     }
 )
 
@@ -115,6 +132,11 @@ CM: Final = "cm"
 METRE: Final = "m"
 INCH: Final = "in"
 PERCENT: Final = "%"
+RATIO: Final = "ratio"  # a dimensionless ratio: UCUM "1", "{INR}"
+SECOND: Final = "s"
+MILLISECOND: Final = "ms"
+G_24H: Final = "g/24h"  # mass excreted in 24 hours (= g/d)
+MG_24H: Final = "mg/24h"
 
 _CELL_COUNT: Final[Mapping[str, Fraction]] = MappingProxyType(
     {
@@ -160,10 +182,23 @@ CONVERSIONS: Final[Mapping[Analyte, Mapping[str, Fraction]]] = MappingProxyType(
         Analyte.HEIGHT: MappingProxyType(
             {CM: Fraction(1), METRE: Fraction(100), INCH: Fraction("2.54")}
         ),
+        # The INR is a ratio (patient PT / normal PT, to the power ISI): no unit to convert.
+        Analyte.INR: MappingProxyType({RATIO: Fraction(1)}),
+        # Clotting times in seconds. PT given as % activity (Quick) is another quantity.
+        Analyte.PT: MappingProxyType({SECOND: Fraction(1)}),
+        Analyte.APTT: MappingProxyType({SECOND: Fraction(1)}),
+        # An enzyme, as AST and ALT.
+        Analyte.ALP: MappingProxyType({U_L: Fraction(1), IU_L: Fraction(1), UKAT_L: Fraction(60)}),
+        # 24-hour urine protein: 1 g = 1000 mg.
+        Analyte.URINE_PROTEIN: MappingProxyType({G_24H: Fraction(1), MG_24H: Fraction(1, 1000)}),
+        # Ejection fraction in percent: the one analyte whose unit is %.
+        Analyte.LVEF: MappingProxyType({PERCENT: Fraction(1)}),
+        # QTc in milliseconds; 1 s = 1000 ms.
+        Analyte.QTC: MappingProxyType({MILLISECOND: Fraction(1), SECOND: Fraction(1000)}),
     }
 )
 """Per analyte: normalized unit -> factor into the canonical unit (canonical = value x factor).
-The canonical unit is the one with factor 1 listed first. No analyte accepts %."""
+The canonical unit is the one with factor 1 listed first. Only LVEF accepts %."""
 
 CANONICAL_UNITS: Final[Mapping[Analyte, str]] = MappingProxyType(
     {analyte: next(iter(table)) for analyte, table in CONVERSIONS.items()}
@@ -254,6 +289,22 @@ _ALIASES: Final[Mapping[str, str]] = MappingProxyType(
         "in": INCH,
         "[in_i]": INCH,
         "%": PERCENT,
+        "percent": PERCENT,
+        "ratio": RATIO,
+        "{ratio}": RATIO,
+        "1": RATIO,  # UCUM unity, as INR results are often coded
+        "{inr}": RATIO,
+        "inr": RATIO,
+        "s": SECOND,
+        "sec": SECOND,
+        "secs": SECOND,
+        "second": SECOND,
+        "seconds": SECOND,
+        "ms": MILLISECOND,
+        "msec": MILLISECOND,
+        "msecs": MILLISECOND,
+        "millisecond": MILLISECOND,
+        "milliseconds": MILLISECOND,
     }
 )
 
@@ -270,6 +321,11 @@ _COUNT_PER_LITRE: Final[Mapping[int, str]] = MappingProxyType({6: CELLS_UL, 9: P
 
 # mL/min per 1.73 m2 of body surface: mL/min/1.73m2, mL/min/{1.73_m2} (UCUM), mL/min/(1.73 m²).
 _ML_MIN_BSA: Final = re.compile(r"ml/min(?:/|per)\(?1[.,]73\.?m2\)?")
+# Mass per 24 hours (24-hour urine): g/24h, g/24 hours, g/(24.h) (UCUM), g/d, mg/day; "g/24"
+# is what is left of "g/24 hours" once a criterion's words are cut at the space.
+_PER_DAY: Final = re.compile(
+    r"(?P<mass>g|gm|mg)/(?:\(?24(?:\.|-)?(?:h|hr|hrs|hour|hours)?\)?|d|day)"
+)
 
 
 def _spelling_key(text: str) -> str:
@@ -299,6 +355,9 @@ def _lookup(key: str) -> str | None:
         return _COUNT_PER_LITRE.get(power - _VOLUME_POWER[count["volume"]])
     if _ML_MIN_BSA.fullmatch(re.sub(r"[{}\[\]_]", "", key)):
         return ML_MIN_BSA
+    per_day = _PER_DAY.fullmatch(key)
+    if per_day:
+        return MG_24H if per_day["mass"] == "mg" else G_24H
     return None
 
 
@@ -346,7 +405,11 @@ def _exact(analyte: Analyte, value: float | Decimal) -> Fraction:
 
 # How an accepted unit is listed in messages, where a common spelling differs from it.
 _LISTED: Final[Mapping[str, str]] = MappingProxyType(
-    {PER_NL: f"{PER_NL} (or 10^3/uL)", CELLS_UL: f"{CELLS_UL} (or /mm3)"}
+    {
+        PER_NL: f"{PER_NL} (or 10^3/uL)",
+        CELLS_UL: f"{CELLS_UL} (or /mm3)",
+        RATIO: f"{RATIO} (or {{INR}}, 1)",
+    }
 )
 
 

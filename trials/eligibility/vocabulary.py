@@ -22,6 +22,41 @@ CANCER_SITE_LABELS = {
     CancerSite.ESOPHAGUS: "esophagus",
     CancerSite.OTHER: "other site",
 }
+# How a trial for a site is named: "a trial for oesophageal cancer".
+CANCER_SITE_ADJECTIVES = {
+    CancerSite.STOMACH: "gastric",
+    CancerSite.GEJ: "GEJ",
+    CancerSite.ESOPHAGUS: "oesophageal",
+    CancerSite.OTHER: "other",
+}
+# Primary sites beyond the upper GI tract that criteria name (the trial is for another
+# cancer, or names it beside ours), by the ICD-10 codes of a patient's primary: a patient of
+# another site is told apart by the code alone (``PatientFacts.primary_site_code``).
+OTHER_SITE_CODES: dict[str, tuple[str, ...]] = {
+    "colon": ("C18",),
+    "rectum": ("C19", "C20"),
+    "anus": ("C21",),
+    "small_intestine": ("C17",),
+    "liver": ("C22.0", "C22.2", "C22.7", "C22.8", "C22.9"),
+    "biliary": ("C22.1", "C23", "C24"),
+    "pancreas": ("C25",),
+    "lung": ("C33", "C34"),
+    "breast": ("C50",),
+    "head_and_neck": (*(f"C{n:02d}" for n in range(15)), "C30", "C31", "C32"),
+    "prostate": ("C61",),
+    "kidney": ("C64", "C65"),
+    "bladder": ("C66", "C67", "C68"),
+    "cervix": ("C53",),
+    "uterus": ("C54", "C55"),
+    "ovary": ("C56", "C57.0"),
+    "skin_melanoma": ("C43",),
+    "thyroid": ("C73",),
+}
+
+
+# A junction tumour is staged and treated as gastric or as oesophageal (by its Siewert type):
+# a trial for either site is one it may enter, whatever the trial's criteria then say.
+GEJ_NEIGHBOURS = frozenset({CancerSite.STOMACH, CancerSite.ESOPHAGUS})
 
 
 class Histology(StrEnum):

@@ -1,4 +1,4 @@
-"""``manage.py match``: patients against the open gastric trials, here or on the workers."""
+"""``manage.py match``: patients against the open trials for their cancer, here or in workers."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from trials.models import Trial
 
 class Command(BaseCommand):
     help = (
-        "Evaluate patients against the trials open to enrolment in the gastric / GEJ family and "
-        "store the matches. Every patient and trial by default; runs in this process unless "
-        "--queue is given."
+        "Evaluate patients against the trials open to enrolment (each patient against those for "
+        "their cancer site, or for any site) and store the matches. Every patient and trial by "
+        "default; runs in this process unless --queue is given."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -1,0 +1,769 @@
+"""What a reading accounts for, and what it leaves unexplained.
+
+A criterion's reading (its constraints) decides a patient's eligibility only when it explains
+the whole criterion: every meaning-bearing word is either a grammar word with no condition of
+its own (``neutral``), or a word of a concept the reading holds (the analyte, the disease, the
+drug class, the stage codes, the window ...), or a structure the reading represents (an "or"
+between alternatives it joins with any-of, an exception list it keeps, the condition of a
+conditional lab limit, the negation of a constraint it negates). Whatever is left is the
+reading's **gap**: the words it did not understand. A reading with a gap is shown and
+evaluated as "reading incomplete: <words>" and never makes anyone ineligible.
+
+The vocabularies are data (``data/reading.json``; the concept words come from
+``data/lexicon.json`` and ``data/drugs.json``), so the account grows with the readers.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from trials.eligibility import constraints as c
+from trials.eligibility.drugs import drugs
+from trials.eligibility.lexicon import concept_patterns, group_matcher, lexicon
+from trials.eligibility.structure import (
+    Role,
+    Structure,
+    parse_structure,
+    reading_data,
+    timing_spans,
+)
+
+# Words and numbers: "anti-PD-1", "HER2", "1.5", "10^9", "3+", "0-1"; a number glued to
+# its unit ("9g", "10mg") is two tokens.
+_TOKEN = re.compile(
+    r"\d+(?:[.,]\d+)*(?=[A-Za-z])|\d+(?:[.,]\d+)*(?:-\d+(?:[.,]\d+)*)?\+?"
+    r"|[A-Za-z0-9]+(?:['.^-][A-Za-z0-9]+)*\+?|[<>]=?|%"
+)
+_NUMBER = re.compile(r"^\d+(?:[.,]\d+)*(?:-\d+(?:[.,]\d+)*)?\+?$")
+_TNM_TOKEN = re.compile(
+    r"^(?:[cpy]{0,3}[tnm](?:is|x|any|[0-4l][a-d]?|\+)?(?:[-/](?:[cpy]{0,3}[tnm]?)?(?:is|[0-4l][a-d]?|\+))*\+?)+$",
+    re.I,
+)
+_ROMAN = re.compile(
+    r"^(?:0|i{1,3}[abc]?|iv[abc]?|v|i?h[abc]?)(?:-(?:i{1,3}[abc]?|iv[abc]?))?$", re.I
+)
+_CONDITION_NAMED = re.compile(r"\b(?:liver|hepatic|gilbert)", re.I)
+_ACTIVE_WORDS = frozenset(
+    {
+        "active",
+        "chronic",
+        "concurrent",
+        "concomitant",
+        "current",
+        "currently",
+        "ongoing",
+        "coexisting",
+    }
+)
+_SYSTEMIC_WORDS = frozenset(
+    {
+        "requiring",
+        "required",
+        "require",
+        "requires",
+        "needing",
+        "need",
+        "needed",
+        "systemic",
+        "treatment",
+        "therapy",
+        "therapies",
+        "immunosuppressive",
+        "immunosuppression",
+        "steroids",
+        "disease-modifying",
+        "agents",
+        "corticosteroids",
+        "drugs",
+        "use",
+        "with",
+        "treated",
+        "receiving",
+    }
+)
+_R0 = re.compile(
+    r"\b(?:without|no)\s+(?:a\s+|any\s+)?(?:remnant|residual|remaining)\s+"
+    r"(?:cancer|tumou?r|disease)\b|\bR0\b",
+    re.I,
+)
+_READ = -1  # owner of words a reader consumed without naming the constraint
+_OR_WORDS = frozenset({"or", "and/or", "either", "nor"})
+# Constraints on a value taken at a time: a window only says when it is taken.
+_MEASURED = frozenset({"lab", "ecog", "karnofsky", "age", "biomarker", "pregnancy"})
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """The words of a criterion its reading did not account for (empty: a complete one)."""
+
+    gaps: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return not self.gaps
+
+    def describe(self) -> str:
+        return ", ".join(f'"{gap}"' for gap in self.gaps)
+
+
+@functools.cache
+def _words(name: str) -> frozenset[str]:
+    data = reading_data()
+    if name.startswith("type:"):
+        return frozenset(data["types"].get(name[5:], ()))
+    return frozenset(data[name])
+
+
+@functools.cache
+def _phrases(name: str) -> re.Pattern[str]:
+    words = sorted(reading_data()[name], key=len, reverse=True)
+    return re.compile(
+        r"(?<![\w-])(?:" + "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in words) + r")\b",
+        re.I,
+    )
+
+
+@functools.cache
+def _exception_words() -> frozenset[str]:
+    """Words of the exception lists a comorbidity reading keeps."""
+    from trials.eligibility.extract import OTHER_MALIGNANCY_EXCEPTIONS
+
+    found: set[str] = set()
+    for phrase in (*lexicon()["autoimmune_exceptions"], *OTHER_MALIGNANCY_EXCEPTIONS):
+        found.update(_tokens_of(phrase.rstrip("*")))
+    found.update(
+        {
+            "skin",
+            "cancer",
+            "carcinoma",
+            "carcinomas",
+            "cervix",
+            "cervical",
+            "in",
+            "situ",
+            "in-situ",
+            "treated",
+            "curatively",
+            "adequately",
+            "superficial",
+            "localized",
+            "localised",
+            "basal",
+            "squamous",
+            "cell",
+            "non-melanoma",
+            "nonmelanoma",
+            "melanoma",
+            "non",
+            "resected",
+            "completely",
+            "disease",
+            "free",
+            "cured",
+            "diabetes",
+            "type",
+            "1",
+            "i",
+            "limited",
+            "non-melanomatous",
+            "nonmelanomatous",
+            "melanomatous",
+            "cis",
+            "dcis",
+            "bladder",
+            "prostate",
+            "prostatic",
+            "thyroid",
+            "papillary",
+            "low-risk",
+            "grade",
+            "hypothyroidism",
+            "hormone",
+            "replacement",
+            "stable",
+            "on",
+            "requiring",
+            "only",
+            "controlled",
+            "vitiligo",
+            "psoriasis",
+            "alopecia",
+            "eczema",
+            "or",
+            "and",
+        }
+    )
+    return frozenset(found)
+
+
+def _tokens_of(phrase: str) -> list[str]:
+    return [m.group(0).lower() for m in _TOKEN.finditer(phrase)]
+
+
+def coverage(
+    text: str,
+    kind: str,
+    constraints: Sequence[c.Constraint],
+    join: str = "all",
+    *,
+    structure: Structure | None = None,
+    consumed: Sequence[tuple[int, int]] = (),
+) -> Coverage:
+    """The words of ``text`` (normalised) that the constraints read from it leave unexplained.
+
+    ``consumed``: the spans a reader reports it read (the lab reader does); numbers outside
+    them are then not accounted for by the reading's type alone."""
+    if not constraints:
+        return Coverage()
+    structure = structure or parse_structure(text)
+    tokens = [(m.start(), m.end(), m.group(0).lower()) for m in _TOKEN.finditer(text)]
+    owner: list[set[int] | None] = [None] * len(tokens)  # which constraints account for it
+    neutral = [False] * len(tokens)
+
+    def mark_span(start: int, end: int, index: int) -> None:
+        for position, (a, b, _) in enumerate(tokens):
+            if a >= start and b <= end + 1:
+                owner[position] = (owner[position] or set()) | {index}
+
+    for start, end in consumed:
+        mark_span(start, end, _READ)
+    types = {leaf.type for x in constraints for leaf in c.leaves(x)}
+    # Numbers and units are accounted for by a lab reading that does not say what it read;
+    # an age, a score or a marker value accounts only for its own numbers.
+    numeric = bool(types & {"lab"} and not consumed)
+    own_numbers = {n for x in c_flat(constraints) for n in _numbers_of(x)}
+    # A window is accounted for by a constraint that holds one, and by a measurement
+    # whose window only says when it is taken ("ECOG 0-1 within 7 days of allocation").
+    flat = [leaf for x in constraints for leaf in c.leaves(x)]
+    windowed = any(
+        getattr(x, "within_days", None) or getattr(x, "within_years", None) for x in flat
+    ) or all(x.type in _MEASURED for x in flat)
+    negated = any(getattr(x, "present", True) is False for x in flat) or any(
+        isinstance(x, c.Resectable) and not x.value for x in flat
+    )
+    for index, whole in enumerate(constraints):
+        for constraint in c.leaves(whole):
+            for start, end in _concept_spans(text, constraint):
+                mark_span(start, end, index)
+            vocabulary = _words(f"type:{constraint.type}")
+            if constraint.type == "karnofsky":
+                vocabulary = vocabulary | _words("type:ecog")
+            if isinstance(constraint, c.Comorbidity) and constraint.kind == "other_malignancy":
+                vocabulary = vocabulary | _words("other_malignancy")
+                if constraint.within_years:
+                    vocabulary = vocabulary | _words("remission")
+            for position, (_, _, word) in enumerate(tokens):
+                if (
+                    _known(word, vocabulary)
+                    or _typed_token(constraint, word)
+                    or (word in _SYSTEMIC_WORDS and getattr(constraint, "systemic_treatment", None))
+                    or (word in _ACTIVE_WORDS and getattr(constraint, "active", None))
+                ):
+                    owner[position] = (owner[position] or set()) | {index}
+    unit_words = _words("numbers_and_units")
+    window_words = _words("window")
+    neutral_words = _words("neutral")
+    for position, (_, _, word) in enumerate(tokens):
+        if owner[position]:
+            continue
+        if (
+            _known(word, neutral_words)
+            or (numeric and (_NUMBER.match(word) or _unit(word, unit_words)))
+            or (consumed and _unit(word, unit_words) and not _NUMBER.match(word))
+            or (windowed and (word in window_words or _NUMBER.match(word)))
+        ):
+            neutral[position] = True
+        elif _NUMBER.match(word) and _number_values(word) & own_numbers:
+            values = _number_values(word)
+            owner[position] = {
+                i
+                for i, x in enumerate(constraints)
+                if any(values & _numbers_of(leaf) for leaf in c.leaves(x))
+            }
+        elif (
+            word in ("<", ">", "<=", ">=", "%")
+            and (numeric or consumed or own_numbers or "stage" in types)
+        ) or (word in _words("negation") and negated):
+            neutral[position] = True
+    if re.search(r"cockcr?oft|gault", text, re.I) and any(
+        isinstance(x, c.Lab) and x.analyte == "creatinine_clearance" for x in flat
+    ):
+        for position, (_, _, word) in enumerate(tokens):
+            if word in _words("formula"):
+                neutral[position] = True
+    for start, end in timing_spans(text):
+        for position, (a, _, _) in enumerate(tokens):
+            if start <= a < end:
+                neutral[position] = True
+    if kind == "exclusion":
+        for match in _phrases("restatement").finditer(text):
+            for position, (a, _, _) in enumerate(tokens):
+                if match.start() <= a < match.end():
+                    neutral[position] = True
+    gaps: list[str] = []
+    whole_gaps: list[tuple[int, int]] = []  # clauses that are a gap as a whole
+    # Roles: a clause that is not main is explained only by a reading that represents it.
+    conditions = [x for x in flat if isinstance(x, c.Lab) and x.condition]
+    exceptions = [x for x in flat if getattr(x, "exceptions", ())]
+    for clause in structure.clauses:
+        if clause.role is Role.MAIN:
+            continue
+        inside = [p for p, (a, _, _) in enumerate(tokens) if clause.start <= a < clause.end]
+        if clause.role is Role.EXAMPLE or _supportive(tokens, inside, clause.role):
+            for position in inside:
+                neutral[position] = True
+            continue
+        if clause.role is Role.CONDITION and _formula(tokens, inside, flat):
+            for position in inside:
+                neutral[position] = True
+            continue
+        timed = any(getattr(x, "within_years", None) for x in flat)
+        supported = (
+            (
+                clause.role in (Role.CONDITION, Role.ALLOWANCE)
+                and conditions
+                and _CONDITION_NAMED.search(text, clause.start, clause.end)
+            )
+            or (
+                clause.role is Role.EXCEPTION
+                and (
+                    exceptions or timed or any("gilbert" in (x.condition or "") for x in conditions)
+                )
+            )
+            or (clause.role is Role.ALLOWANCE and timed)
+        )
+        if supported:
+            # Represented only when every word of the clause is accounted for: the reading
+            # holds its exception list, its condition or the window it states.
+            allowed = (
+                _exception_words()
+                | _words("condition_words")
+                | (_words("remission") if timed else frozenset())
+                | set(_tokens_of(clause.marker))
+            )
+            leftover = [
+                p
+                for p in inside
+                if not (owner[p] or neutral[p])
+                and tokens[p][2] not in allowed
+                and not (_NUMBER.match(tokens[p][2]) and (timed or conditions))
+            ]
+            if not leftover:
+                for position in inside:
+                    neutral[position] = True
+                continue
+        gaps.append(f"{clause.role.value}: {clause.marker.lower()}")
+        whole_gaps.append((clause.start, clause.end))
+    # "or" between words of different constraints joined as all-of is not understood.
+    for position, (_, _, word) in enumerate(tokens):
+        if word not in _OR_WORDS or join == "any":
+            if word in _OR_WORDS:
+                neutral[position] = True
+            continue
+        left = _side(owner, neutral, tokens, position, -1)
+        right = _side(owner, neutral, tokens, position, 1)
+        if left == "unread" or right == "unread":
+            continue  # an alternative the reading does not hold
+        if not left or not right or left & right or _related(constraints, left, right):
+            neutral[position] = True
+
+    for position, (start, end, word) in enumerate(tokens):
+        if owner[position] or neutral[position]:
+            continue
+        if any(a <= start < b for a, b in whole_gaps):
+            continue  # its clause is already a gap as a whole
+        if len(word) == 1 and not word.isdigit():
+            continue
+        slashed = (start > 0 and text[start - 1] == "/") or text[end : end + 1] == "/"
+        gaps.append(f"/{word}" if slashed else word)
+    return Coverage(tuple(dict.fromkeys(gaps)))
+
+
+# Words that change what a criterion is about, so that the concepts read are not its subject
+# ("toxicity from prior therapy", "allergy to platinum", "family history of cancer").
+_SUBJECT_CHANGERS = frozenset(
+    [
+        "toxicity",
+        "toxicities",
+        "adverse",
+        "side",
+        "effect",
+        "effects",
+        "allergy",
+        "allergies",
+        "allergic",
+        "hypersensitivity",
+        "intolerance",
+        "intolerant",
+        "contraindication",
+        "contraindications",
+        "contraindicated",
+        "family",
+        "relative",
+        "relatives",
+        "father",
+        "mother",
+        "sibling",
+        "siblings",
+        "partner",
+        "partners",
+        "risk",
+        "suspected",
+        "suspicion",
+        "complication",
+        "complications",
+        "sequelae",
+        "resolved",
+        "recovered",
+        "recovery",
+        "unresolved",
+        "failure",
+        "failed",
+        "fail",
+        "progression",
+        "progressed",
+        "progressing",
+        "refractory",
+        "prophylaxis",
+        "prophylactic",
+        "willing",
+        "able",
+        "agree",
+        "agrees",
+        "consent",
+        "opinion",
+        "judgment",
+        "judgement",
+        "investigator's",
+        "discretion",
+        "reaction",
+        "reactions",
+        "induced",
+        "related",
+        "focus",
+        "especially",
+        "particularly",
+        "mainly",
+        "mostly",
+        "primarily",
+        "preferably",
+        "emphasis",
+        "secondary",
+        "following",
+        "after",
+        "post",
+        "due",
+        "caused",
+    ]
+)
+
+
+def decides_only_absent(gaps: Sequence[str], kind: str) -> bool:
+    """Can a reading with these gaps still decide where the concepts it read are absent?
+
+    Yes when every gap can only narrow the concept it stands beside: an unknown qualifier
+    ("untreated", "pelvic", "colorectal"), and in an exclusion an exception, a condition or
+    an allowance (the exclusion then covers fewer patients; in an inclusion these may admit
+    more: "<= 1.8 x ULN unless on anticoagulation"). Whatever may widen a criterion or change
+    its subject makes the reading opaque: an "or" or a "/" not understood, a condition,
+    exception or allowance of an inclusion, a scope ("while on study"), a remark, a negation
+    or a number not accounted for, a subject-changing word, a heading's scope."""
+    if not gaps:
+        return True
+    for gap in gaps:
+        role, _, marker = gap.partition(": ")
+        if marker:
+            if kind == "exclusion" and role in ("exception", "condition", "allowance"):
+                continue
+            return False
+        if gap.startswith("/") or gap in _OR_WORDS or gap in _words("negation"):
+            return False
+        if gap[0].isdigit() or gap in ("<", ">", "<=", ">=", "%") or gap in _SUBJECT_CHANGERS:
+            return False
+        if gap in _words("numbers_and_units") and gap not in ("serum", "plasma", "blood"):
+            return False
+    return True
+
+
+def _numbers_of(constraint: c.Constraint) -> set[float]:
+    """The numbers a constraint was read from ("< 18" is an age of at most 17)."""
+    found: set[float] = set()
+    for name in ("min", "max", "value", "over_mg_per_day", "within_years"):
+        value = getattr(constraint, name, None)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            found.update({float(value), float(value) + 1, float(value) - 1})
+    for score in getattr(constraint, "allowed", ()) or ():
+        found.add(float(score))
+    if isinstance(constraint, c.Karnofsky):
+        found.update({float(constraint.min), float(constraint.min - 10)})
+    return found
+
+
+def _number_values(word: str) -> set[float]:
+    values = set()
+    for part in word.rstrip("+").split("-"):
+        try:
+            values.add(
+                float(part.replace(",", "."))
+                if part.count(",") == 1 and len(part.split(",")[1]) != 3
+                else float(part.replace(",", ""))
+            )
+        except ValueError:
+            continue
+    return values
+
+
+def c_flat(constraints: Sequence[c.Constraint]) -> list[c.Constraint]:
+    return [leaf for x in constraints for leaf in c.leaves(x)]
+
+
+def _known(word: str, vocabulary: frozenset[str]) -> bool:
+    """In the vocabulary, whole or (hyphenated) in every part: "her2-negative"."""
+    if word in vocabulary:
+        return True
+    if "-" in word:
+        parts = [part for part in word.split("-") if part]
+        return bool(parts) and all(part in vocabulary or _NUMBER.match(part) for part in parts)
+    return False
+
+
+_POWER = re.compile(r"^x?(?:10|l0)\^?\d$|^x?10e\d$|^x$", re.I)
+
+
+def _unit(word: str, units: frozenset[str]) -> bool:
+    return _known(word, units) or bool(_POWER.match(word))
+
+
+def _related(constraints: Sequence[c.Constraint], left: set[int], right: set[int]) -> bool:
+    """Lab limits of the same analyte or with the same limit are one list ("AST/ALT <= 3 x
+    ULN; or <= 5 x ULN if liver metastases", "AST or ALT <= 2.5 x ULN")."""
+
+    def limits(indexes: set[int]) -> list[c.Lab]:
+        return [
+            leaf
+            for i in indexes
+            if 0 <= i < len(constraints)
+            for leaf in c.leaves(constraints[i])
+            if isinstance(leaf, c.Lab)
+        ]
+
+    for a in limits(left):
+        for b in limits(right):
+            if a.analyte == b.analyte or (a.op, a.value, a.uln) == (b.op, b.value, b.uln):
+                return True
+    return False
+
+
+def _supportive(tokens: list[tuple[int, int, str]], inside: list[int], role: Role) -> bool:
+    """An allowance or note that only says how a value may be reached ("transfusion is
+    permitted", "may receive RBC transfusions"): it changes nothing of the requirement."""
+    if role not in (Role.ALLOWANCE, Role.REMARK) or not inside:
+        return False
+    words = [tokens[p][2] for p in inside]
+    supportive = _words("supportive")
+    if not any(w in supportive and w not in _FILLER for w in words):
+        return False
+    return all(
+        w in supportive
+        or w in _words("neutral")
+        or _NUMBER.match(w)
+        or w in _words("window")
+        or w in _analyte_words()
+        or _unit(w, _words("numbers_and_units"))
+        or w in ("<", ">", "<=", ">=")
+        for w in words
+    )
+
+
+_FILLER = frozenset(
+    {
+        "to",
+        "of",
+        "or",
+        "and",
+        "the",
+        "is",
+        "are",
+        "may",
+        "be",
+        "use",
+        "other",
+        "in",
+        "order",
+        "note",
+        "without",
+        "within",
+        "days",
+        "prior",
+        "last",
+        "no",
+        "not",
+        "cell",
+        "cells",
+        "blood",
+        "red",
+        "receive",
+        "received",
+        "used",
+        "acceptable",
+        "allowed",
+        "permitted",
+        "achieve",
+        "reach",
+        "care",
+        "support",
+    }
+)
+
+
+@functools.cache
+def _analyte_words() -> frozenset[str]:
+    found: set[str] = set()
+    for words in lexicon()["analytes"].values():
+        for word in words:
+            found.update(_tokens_of(word.rstrip("*")))
+    return frozenset(found)
+
+
+def _formula(
+    tokens: list[tuple[int, int, str]], inside: list[int], flat: list[c.Constraint]
+) -> bool:
+    """A creatinine-clearance formula spelled out ("(x 0.85 if female)")."""
+    if not any(isinstance(x, c.Lab) and x.analyte == "creatinine_clearance" for x in flat):
+        return False
+    formula = _words("formula")
+    return all(tokens[p][2] in formula or _NUMBER.match(tokens[p][2]) for p in inside)
+
+
+def _side(
+    owner: list[set[int] | None],
+    neutral: list[bool],
+    tokens: list[tuple[int, int, str]],
+    position: int,
+    step: int,
+) -> Any:
+    """What stands on one side of an "or": the constraints owning the nearest word that is
+    not neutral, "unread" when that word is not accounted for, None when there is none."""
+    index = position + step
+    while 0 <= index < len(owner):
+        found = (owner[index] or set()) - {_READ}
+        if found:
+            return found
+        word = tokens[index][2]
+        unread = not neutral[index] and not owner[index] and (len(word) > 1 or word.isdigit())
+        if unread and word not in _OR_WORDS:
+            return "unread"
+        index += step
+    return None
+
+
+def _nearest(owner: list[set[int] | None], position: int, step: int) -> set[int] | None:
+    """The constraints owning the nearest word on one side (words only read, not owned by a
+    constraint's concept, are passed over)."""
+    index = position + step
+    while 0 <= index < len(owner):
+        found = (owner[index] or set()) - {_READ}
+        if found:
+            return found
+        index += step
+    return None
+
+
+def _typed_token(constraint: c.Constraint, word: str) -> bool:
+    """Codes a constraint accounts for by their shape (stage codes, scores, roman numerals)."""
+    if isinstance(constraint, c.Stage):
+        return bool(_TNM_TOKEN.match(word) or _ROMAN.match(word) or _NUMBER.match(word))
+    if isinstance(constraint, c.Biomarker):
+        return bool(_NUMBER.match(word))
+    if isinstance(constraint, c.Medication) and constraint.over_mg_per_day is not None:
+        return bool(_NUMBER.match(word))
+    return False
+
+
+def _concept_spans(text: str, constraint: c.Constraint) -> Iterable[tuple[int, int]]:
+    """Where the concepts a constraint holds are named in the text."""
+    if isinstance(constraint, c.Surgery | c.PriorTherapy | c.Resectable):
+        # "without a remnant cancer (R0)": a complete resection, not a negation.
+        yield from ((m.start(), m.end()) for m in _R0.finditer(text))
+    if isinstance(constraint, c.Stage) and constraint.category == "N":
+        from trials.eligibility.extract import NODES_INVOLVED
+
+        yield from ((m.start(), m.end()) for m in NODES_INVOLVED.finditer(text))
+    elif isinstance(constraint, c.Lab):
+        yield from _group_spans(text, "analytes", {constraint.analyte})
+        if constraint.condition == "liver_metastases":
+            yield from _group_spans(text, "metastasis_sites", {"liver"})
+    elif isinstance(constraint, c.Comorbidity):
+        yield from _group_spans(text, "comorbidities", {constraint.kind})
+    elif isinstance(constraint, c.Metastasis):
+        yield from _group_spans(text, "metastasis_sites", {constraint.site})
+    elif isinstance(constraint, c.Histology):
+        yield from _group_spans(text, "histology", set(constraint.any_of))
+    elif isinstance(constraint, c.PrimarySite):
+        for site in constraint.any_of:
+            pattern = concept_patterns("sites").get(site)
+            if pattern:
+                yield from ((m.start(), m.end()) for m in pattern.finditer(text))
+    elif isinstance(constraint, c.Medication):
+        pattern = concept_patterns("medications").get(constraint.category)
+        if pattern:
+            yield from ((m.start(), m.end()) for m in pattern.finditer(text))
+    elif isinstance(constraint, c.PriorTherapy):
+        classes = set(constraint.classes)
+        yield from _group_spans(text, "prior_therapy", classes)
+        yield from _drug_spans(text, classes)
+
+
+def _group_spans(text: str, group: str, concepts: set[str]) -> Iterable[tuple[int, int]]:
+    matcher = group_matcher(group)
+    for start, end, _ in matcher.finditer(text):
+        if concepts & set(matcher.concepts(text[start:end])):
+            yield start, end
+
+
+@functools.cache
+def _drug_names() -> tuple[tuple[re.Pattern[str], str, str, str], ...]:
+    found = []
+    for drug in drugs().values():
+        for name in (drug.name, *drug.synonyms):
+            pattern = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])", re.I)
+            found.append((pattern, drug.category, drug.drug_class, name))
+    return tuple(found)
+
+
+def _drug_spans(text: str, classes: set[str]) -> Iterable[tuple[int, int]]:
+    lowered = text.lower()
+    for pattern, category, drug_class, name in _drug_names():
+        if name.lower() not in lowered:
+            continue
+        if (
+            category in classes
+            or drug_class in classes
+            or (category == "immunotherapy" and "immunotherapy" in classes)
+            or drug_class.startswith(tuple(classes))
+        ):
+            yield from ((m.start(), m.end()) for m in pattern.finditer(text))
+
+
+def review_note(gaps: Sequence[str], marks: Sequence[str]) -> str:
+    """Why a reading may not decide, in the words coordinators see ("" when it may)."""
+    parts = []
+    if gaps:
+        parts.append("reading incomplete, not understood: " + ", ".join(f'"{g}"' for g in gaps))
+    if marks:
+        parts.append("reading to check: " + "; ".join(marks))
+    return "; ".join(parts)
+
+
+def reading_review(kind: str, gaps: Sequence[str], marks: Sequence[str]) -> tuple[str, bool]:
+    """A reading's review note, and whether it may still decide where the concepts it read
+    are absent (only gaps that can narrow them, no review mark). ("", False): it decides."""
+    note = review_note(gaps, marks)
+    return note, bool(note) and not marks and decides_only_absent(gaps, kind)
+
+
+__all__ = ["Coverage", "coverage", "decides_only_absent", "reading_review", "review_note"]
