@@ -52,7 +52,8 @@ _YEARS_PER_UNIT = {"years": 1.0, "months": 1 / 12, "weeks": 7 / 365.25, "days": 
 
 def candidate_trials() -> QuerySet[Trial]:
     """Trials worth evaluating at all: every one open to enrolment that the service holds
-    (which cancers a trial is for is checked per patient: ``PatientEvaluator.prefilter``)."""
+    (a trial for another cancer than the patient's has its disease criteria read first:
+    ``PatientEvaluator.screen``)."""
     return Trial.objects.open_to_enrolment()
 
 

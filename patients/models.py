@@ -258,6 +258,7 @@ class Metastasis(Fact):
         LUNG = "lung", "Lung"
         BONE = "bone", "Bone"
         BRAIN = "brain", "Brain"
+        LEPTOMENINGEAL = "leptomeningeal", "Leptomeninges"
         DISTANT_NODES = "distant_lymph_nodes", "Distant lymph nodes"
         OTHER = "other", "Other"
 

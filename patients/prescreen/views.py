@@ -434,8 +434,9 @@ class Results:
 
 
 def trial_results(answers: Answers, shown: int | None = None) -> Results:
-    """The open trials against the answers (those for the visitor's cancer site, or for any
-    site, as the matcher evaluates them): the ones not ruled out, best first
+    """The open trials against the answers, evaluated as the matcher evaluates them (a trial
+    for another cancer than the visitor's has its disease criteria read first): the ones not
+    ruled out, best first
     (flagged preoperative immunotherapy trials on top), those beyond the travel limit apart.
 
     ``shown``: how many of the listed trials the page shows (None: all); only those and the

@@ -35,7 +35,7 @@ STAGES = ("patients", "surgical", "flagged", "contacted", "consented", "enrolled
 
 
 def make_trial(nct_id: str, *, candidate: bool = True, **fields: Any) -> Trial:
-    """A trial; a candidate one is open and in the gastric family (so it is matched)."""
+    """A trial; a candidate one is open (so it is matched)."""
     return Trial.objects.create(
         nct_id=nct_id,
         brief_title=f"Study {nct_id}",

@@ -277,3 +277,218 @@ def test_import_files_reports_each_file_and_goes_on(tmp_path: Path) -> None:
     assert where["empty.json"] == "the Bundle has no valid Patient resource"
     assert where[str(tmp_path / "nowhere")] == "no such file or folder"
     assert models.Patient.objects.count() == 2
+
+
+# --- Coagulation, ALP, urine protein, cardiac measurements and cardiovascular history ----------
+
+LOINC = "http://loinc.org"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+
+
+def with_resources(document: dict[str, Any], *resources: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with ``resources`` added as entries about its Patient."""
+    patient = document["entry"][0]["fullUrl"]
+    for index, resource in enumerate(resources):
+        document["entry"].append(
+            {
+                "fullUrl": f"urn:uuid:00000000-0000-4000-8000-{index:012d}",
+                "resource": {**resource, "subject": {"reference": patient}},
+            }
+        )
+    return document
+
+
+def observation(code: str, display: str, quantity: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
+        "effectiveDateTime": "2026-11-26",
+        "valueQuantity": quantity,
+        **extra,
+    }
+
+
+def condition(code: str, display: str, **extra: Any) -> dict[str, Any]:
+    """A comorbidity as the probe bundles write one: ICD-10-CM, active, confirmed."""
+    clinical = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+    verification = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+    return {
+        "resourceType": "Condition",
+        "clinicalStatus": {"coding": [{"system": clinical, "code": "active"}]},
+        "verificationStatus": {"coding": [{"system": verification, "code": "confirmed"}]},
+        "code": {
+            "coding": [{"system": ICD10CM, "code": code, "display": display}],
+            "text": display,
+        },
+        **extra,
+    }
+
+
+NEW_LABS: list[tuple[str, str, dict[str, Any], dict[str, Any] | None]] = [
+    # (LOINC, display, quantity as sent, reference range high or None)
+    (
+        "6301-6",
+        "INR in Platelet poor plasma by Coagulation assay",
+        {"value": 1.1, "unit": "INR", "system": "http://unitsofmeasure.org", "code": "{INR}"},
+        None,
+    ),
+    ("5902-2", "Prothrombin time (PT)", ucum(13.5, "s"), ucum(13.0, "s")),
+    ("14979-9", "aPTT in Platelet poor plasma by Coagulation assay", ucum(31, "s"), None),
+    (
+        "6768-6",
+        "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma",
+        ucum(180, "U/L"),
+        ucum(120, "U/L"),
+    ),
+    ("2889-4", "Protein [Mass/time] in 24 hour Urine", ucum(350, "mg/(24.h)"), None),
+    ("10230-1", "Left ventricular Ejection fraction", ucum(58, "%"), None),
+    ("8636-3", "QT interval corrected", ucum(452, "ms"), None),
+]
+
+
+def test_coagulation_alp_urine_protein_lvef_and_qtc_are_imported_in_canonical_units() -> None:
+    labs_in = [
+        observation(
+            code, display, quantity, **({"referenceRange": [{"high": high}]} if high else {})
+        )
+        for code, display, quantity, high in NEW_LABS
+    ]
+    patient = imported("EX1", with_resources(example("EX1"), *labs_in))
+
+    labs = {
+        lab.analyte: (lab.value, lab.unit, lab.uln, lab.original_value, lab.original_unit)
+        for lab in patient.labs.all()
+    }
+    assert labs["inr"] == (1.1, "ratio", None, 1.1, "{INR}")
+    assert labs["pt"] == (13.5, "s", 13.0, 13.5, "s")
+    assert labs["aptt"] == (31, "s", None, 31, "s")
+    assert labs["alp"] == (180, "U/L", 120, 180, "U/L")
+    assert labs["urine_protein"] == (0.35, "g/24h", None, 350, "mg/(24.h)")
+    assert labs["lvef"] == (58, "%", None, 58, "%")
+    assert labs["qtc"] == (452, "ms", None, 452, "ms")
+    facts = patient_facts(patient)
+    assert engine.uln_multiple(facts, engine.Analyte.ALP).value == 1.5
+    assert engine.uln_multiple(facts, engine.Analyte.PT).value == pytest.approx(1.04)
+
+
+def test_results_of_another_quantity_are_reported_not_imported() -> None:
+    document = with_resources(
+        example("EX1"),
+        observation("8634-8", "QT interval", ucum(420, "ms")),  # not corrected: not the QTc
+        observation("2888-6", "Protein [Mass/volume] in Urine", ucum(30, "mg/dL")),
+        observation("5804-0", "Protein [Mass/volume] in Urine by Test strip", ucum(30, "mg/dL")),
+        observation("5902-2", "Prothrombin time (PT)", ucum(85, "%")),  # Quick, % activity
+        observation("6301-6", "INR in Platelet poor plasma by Coagulation assay", {"value": 1.2}),
+    )
+
+    result = patient_upsert(read_bundle(document, origin="EX1.json"), source="fhir")
+
+    assert result.patient is not None
+    analytes = set(result.patient.labs.values_list("analyte", flat=True))
+    assert not {"qtc", "urine_protein", "pt", "inr"} & analytes
+    messages = " | ".join(str(problem) for problem in result.problems)
+    assert "observation not used (qt interval)" in messages
+    assert "observation not used (protein [mass/volume] in urine)" in messages
+    assert 'Unit "%" cannot be used for prothrombin time' in messages
+    assert "lab result without a unit" in messages
+
+
+CARDIOVASCULAR: list[tuple[str, str, dict[str, Any], str, datetime.date | None]] = [
+    # (ICD-10-CM, display, extra Condition fields, kind, onset imported)
+    (
+        "I21.4",
+        "Non-ST elevation (NSTEMI) myocardial infarction",
+        {"onsetDateTime": "2026-09-02"},
+        "myocardial_infarction",
+        datetime.date(2026, 9, 2),
+    ),
+    # An old infarction: recordedDate is when it was written down, not when it happened.
+    (
+        "I25.2",
+        "Old myocardial infarction",
+        {"recordedDate": "2026-11-20"},
+        "myocardial_infarction",
+        None,
+    ),
+    ("I20.0", "Unstable angina", {}, "unstable_angina", None),
+    # As in the mCODE example patient (mcode-ig-john-anyperson.json).
+    ("I50.32", "Chronic diastolic (congestive) heart failure", {}, "heart_failure", None),
+    ("I11.0", "Hypertensive heart disease with heart failure", {}, "heart_failure", None),
+    ("I48.91", "Unspecified atrial fibrillation", {}, "arrhythmia", None),
+    (
+        "I63.9",
+        "Cerebral infarction, unspecified",
+        {"onsetPeriod": {"start": "2025-03-01"}},
+        "stroke",
+        datetime.date(2025, 3, 1),
+    ),
+    ("G45.9", "Transient cerebral ischemic attack, unspecified", {}, "stroke", None),
+    (
+        "I74.3",
+        "Embolism and thrombosis of arteries of the lower extremities",
+        {},
+        "arterial_thromboembolism",
+        None,
+    ),
+    (
+        "I82.401",
+        "Acute embolism and thrombosis of unspecified deep veins of right lower extremity",
+        {"recordedDate": "2026-10-01"},
+        "venous_thromboembolism",
+        datetime.date(2026, 10, 1),
+    ),
+    (
+        "I26.99",
+        "Other pulmonary embolism without acute cor pulmonale",
+        {},
+        "venous_thromboembolism",
+        None,
+    ),
+    (
+        "Z86.711",
+        "Personal history of pulmonary embolism",
+        {"recordedDate": "2026-11-20"},
+        "venous_thromboembolism",
+        None,
+    ),
+]
+
+
+def test_cardiovascular_conditions_become_comorbidities_of_their_kind() -> None:
+    document = with_resources(
+        example("EX1"),
+        *(condition(code, display, **extra) for code, display, extra, _, _ in CARDIOVASCULAR),
+    )
+
+    patient = imported("EX1", document)
+
+    found = {
+        c.icd10_code: (c.kind, c.onset_date, c.present, c.active)
+        for c in patient.comorbidities.all()
+    }
+    assert found == {code: (kind, onset, True, True) for code, _, _, kind, onset in CARDIOVASCULAR}
+    kinds = {c.kind.value for c in patient_facts(patient).comorbidities}
+    assert kinds == {kind for *_, kind, _ in CARDIOVASCULAR}
+
+
+@pytest.mark.parametrize(
+    ("code", "display"),
+    [
+        ("I10", "Essential (primary) hypertension"),
+        ("I11.9", "Hypertensive heart disease without heart failure"),
+        ("I80.0", "Phlebitis and thrombophlebitis of superficial vessels of lower extremities"),
+        ("G45.4", "Transient global amnesia"),  # not a transient ischaemic attack
+        ("I25.10", "Atherosclerotic heart disease of native coronary artery"),
+    ],
+)
+def test_neighbouring_codes_are_not_read_as_cardiovascular_events(code: str, display: str) -> None:
+    profile = read_bundle(with_resources(example("EX1"), condition(code, display)), origin="x.json")
+    result = patient_upsert(profile, source="fhir")
+
+    assert result.patient is not None
+    assert not result.patient.comorbidities.exists()
+    assert any(
+        f"condition not used by trial criteria ({display})" in str(problem)
+        for problem in result.problems
+    )

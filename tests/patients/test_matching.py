@@ -44,8 +44,10 @@ from tests.processes import PROJECT_DIR, process_env, wait_for
 from tests.trials.conftest import CTGOV_DATA
 from trials import services
 from trials.criteria import criterion_correct, refresh_stale_criteria, trial_set_classification
+from trials.eligibility.evaluate import PatientEvaluator, Prefilter
 from trials.eligibility.facts import surgical_candidate
 from trials.eligibility.geo import haversine_km
+from trials.eligibility.vocabulary import CancerSite, Histology
 from trials.models import Criterion, Trial
 
 EXPECTATIONS: dict[str, Any] = json.loads((EXAMPLES / "expectations.json").read_text())
@@ -56,9 +58,32 @@ PATIENTS = sorted(EXPECTATIONS["patients"])
 MATTERHORN = "NCT04592913"
 # Neoadjuvant camrelizumab (anti-PD-1), resectable proximal gastric cancer (flagged for EX1).
 CAMRELIZUMAB = "NCT03878472"
+# Sintilimab + chemoradiation before surgery for oesophageal squamous-cell carcinoma: a
+# preoperative immunotherapy trial, but not a gastric one (never flagged). Its record names no
+# conditions; its title says "Esophageal Cancer".
+OESOPHAGEAL = "NCT03940001"
+# JAB-21822 in KRAS G12C pancreatic cancer and other solid tumours: a trial for any site.
+BASKET = "NCT06008288"
+# A cognitive assessment after brain injury: no cancer named, so a trial for any site too.
+BRAIN_INJURY = "NCT06171568"
+# Every open trial the service holds is a candidate: the seven of the expectations (served
+# recruiting) and the registry's own open BASKET and BRAIN_INJURY. Every patient is evaluated
+# and stored against all nine: the registry's conditions never exclude on their own (a
+# gastric patient is ineligible for OESOPHAGEAL on its disease criterion, not skipped).
+CANDIDATES = 9
+EVALUATED = {"EX1": CANDIDATES, "EX2": CANDIDATES, "EX3": CANDIDATES}
+PAIRS = sum(EVALUATED.values())  # 3 patients x 9 open trials = 27
+# Perioperative FLOT with trastuzumab / pertuzumab for HER2-positive resectable gastric / GEJ
+# adenocarcinoma (PETRARCA).
+HER2_POSITIVE = "NCT02581462"
+# Neoadjuvant chemotherapy or surgery first for gastric cancer patients aged 76 or more.
+ELDERLY = "NCT04677673"
+# The open trials for gastric / GEJ cancer only (their conditions or title name the stomach).
+GASTRIC_ONLY = {CAMRELIZUMAB, "NCT03006705", ELDERLY, HER2_POSITIVE, "NCT05052801"}
 ECOG = "World Health Organization (WHO)/ECOG performance status of 0 or 1 at enrollment."
 ORGAN_FUNCTION = "Adequate organ and marrow function."
 NEEDS_REVIEW = "not read by the engine: needs review"
+NOT_EVALUATED = "not evaluated: ineligible already ("
 # MATTERHORN's four US sites, with the coordinates and site statuses the registry gives
 # (the recorded copy has neither): the New York site no longer recruits.
 MATTERHORN_SITES = {
@@ -271,7 +296,7 @@ def test_example_patients_match_as_expected(matched: FakeCtgovServer, name: str)
 @pytest.mark.usefixtures("matched")
 def test_stored_matches_hold_verdict_score_flag_and_every_outcome() -> None:
     stored = list(Match.objects.select_related("patient", "trial"))
-    assert len(stored) == 3 * 6  # every patient against each open gastric trial
+    assert len(stored) == PAIRS  # every patient against every open trial
 
     today = timezone.localdate()
     for item in stored:
@@ -300,7 +325,13 @@ def test_stored_matches_hold_verdict_score_flag_and_every_outcome() -> None:
             (c["type"], c["outcome"]) in {("inclusion", "not_met"), ("exclusion", "met")}
             for c in listed
         )
-        assert item.score == round(100 * sum(satisfied) / len(listed), 1)
+        screened = any(c["reason"].startswith(NOT_EVALUATED) for c in listed)
+        if screened:
+            # Ineligible on the registry's age / sex or on the disease criteria, read first:
+            # the rest is left unread and the pair scores 0 (its age criterion may be met).
+            assert (item.verdict, item.score, disqualified) == ("ineligible", 0.0, True)
+        else:
+            assert item.score == round(100 * sum(satisfied) / len(listed), 1)
         if disqualified:
             assert item.verdict == "ineligible"
         else:
@@ -415,7 +446,7 @@ def test_changed_patient_facts_make_only_that_patients_matches_stale() -> None:
 
     run = match_patients([result.patient.pk])
 
-    assert (run.patients, run.trials) == (1, 6)
+    assert (run.patients, run.trials) == (1, CANDIDATES)
     assert not Match.objects.stale().exists()
     after = written()
     assert after.keys() == before.keys()
@@ -513,7 +544,7 @@ def test_a_trial_that_closes_loses_its_matches_on_the_next_match_run(
 
     output = run("match", "--no-progress")
 
-    assert "3 patient(s) x 5 open gastric trial(s)" in output
+    assert f"3 patient(s) x {CANDIDATES - 1} open trial(s)" in output
     assert not Match.objects.filter(trial__nct_id=MATTERHORN).exists()
     assert not Match.objects.stale().exists()
     assert flagged("EX1") == {CAMRELIZUMAB}
@@ -542,7 +573,7 @@ def test_sync_command_recomputes_the_matches_of_changed_trials(
 
     output = sync_trials("--full")
 
-    assert re.search(r"Matches recomputed: 3 patient\(s\) x \d open gastric trial\(s\)", output)
+    assert re.search(r"Matches recomputed: 3 patient\(s\) x \d open trial\(s\)", output)
     assert not Match.objects.stale().exists()
     assert Match.objects.filter(trial__nct_id=MATTERHORN).exists() is still_open
     assert (MATTERHORN in flagged("EX1")) is still_open
@@ -573,7 +604,7 @@ def test_match_command_for_one_patient_rewrites_only_theirs() -> None:
 
     output = run("match", "--no-progress", "--patient", "EX2")
 
-    assert output.startswith("1 patient(s) x 6 open gastric trial(s): 6 evaluated, 6 stored")
+    assert output.startswith(f"1 patient(s) x {CANDIDATES} open trial(s): 9 evaluated, 9 stored")
     after = written()
     assert after.keys() == before.keys()
     for pair, row in after.items():
@@ -587,7 +618,7 @@ def test_match_command_for_one_trial_rewrites_only_its_matches() -> None:
 
     output = run("match", "--no-progress", "--trial", MATTERHORN.lower())
 
-    assert output.startswith("3 patient(s) x 1 open gastric trial(s): 3 evaluated, 3 stored")
+    assert output.startswith("3 patient(s) x 1 open trial(s): 3 evaluated, 3 stored")
     after = written()
     for pair, row in after.items():
         assert (row == before[pair]) is (pair[1] != MATTERHORN), pair
@@ -600,7 +631,9 @@ def test_match_command_rewrites_every_pair_to_the_same_result() -> None:
 
     output = run("match", "--no-progress")
 
-    assert output.startswith("3 patient(s) x 6 open gastric trial(s): 18 evaluated, 18 stored")
+    assert output.startswith(
+        f"3 patient(s) x {CANDIDATES} open trial(s): {PAIRS} evaluated, {PAIRS} stored"
+    )
     assert contents() == held
     assert all(written()[pair] != row for pair, row in before.items())
 
@@ -650,7 +683,7 @@ def test_export_matches_json_has_one_document_per_pair() -> None:
     documents = json.loads(run("export_matches", "--format", "json"))
 
     pairs = [(d["patient"], d["nct_id"]) for d in documents]
-    assert len(pairs) == len(set(pairs)) == Match.objects.count() == 18
+    assert len(pairs) == len(set(pairs)) == Match.objects.count() == PAIRS
     stored = {
         (m.patient.external_id, m.trial.nct_id): m
         for m in Match.objects.select_related("patient", "trial")
@@ -682,7 +715,7 @@ def test_export_matches_csv_has_a_header_and_a_row_per_pair() -> None:
 
     rows = list(csv.DictReader(io.StringIO(text)))
     assert text.splitlines()[0].split(",") == list(match_exports.CSV_COLUMNS)
-    assert len(rows) == Match.objects.count() == 18
+    assert len(rows) == Match.objects.count() == PAIRS
     ex1 = next(r for r in rows if (r["patient"], r["nct_id"]) == ("EX1", MATTERHORN))
     held = match("EX1", MATTERHORN)
     assert (ex1["verdict"], ex1["flagged"], float(ex1["score"])) == ("possible", "True", held.score)
@@ -741,14 +774,14 @@ def test_match_all_task_fans_out_in_chunks_to_the_in_process_result(
     matched: FakeCtgovServer, monkeypatch: pytest.MonkeyPatch, default_queue_worker: None
 ) -> None:
     in_process = contents()
-    assert len(in_process) == 18
+    assert len(in_process) == PAIRS
     Match.objects.all().delete()
     monkeypatch.setattr(matching, "PATIENT_CHUNK", 2)
 
     chunks = match_all_task.delay().get(timeout=60)
 
     assert chunks == 2  # three patients, two at a time
-    wait_for(lambda: Match.objects.count() == 18, timeout=60, what="every chunk's matches")
+    wait_for(lambda: Match.objects.count() == PAIRS, timeout=60, what="every chunk's matches")
     assert contents() == in_process
     assert not Match.objects.stale().exists()
 
@@ -770,7 +803,7 @@ def test_match_all_task_removes_matches_of_closed_trials(
         what="every match recomputed",
     )
     assert not Match.objects.filter(trial__nct_id=MATTERHORN).exists()
-    assert Match.objects.count() == 15
+    assert Match.objects.count() == PAIRS - 3
     assert not Match.objects.stale().exists()
 
 
@@ -784,7 +817,7 @@ def test_match_patients_task_rewrites_one_patients_matches(
         timeout=60
     )
 
-    assert outcome == {"patients": 1, "evaluated": 6, "flagged": 2}
+    assert outcome == {"patients": 1, "evaluated": EVALUATED["EX1"], "flagged": 2}
     after = written()
     for pair, row in after.items():
         assert (row == before[pair]) is (pair[0] != "EX1"), pair
@@ -800,7 +833,7 @@ def test_a_patient_edit_queues_their_matching_on_commit(
             prior_anticancer_therapy=False, facts_changed_at=timezone.now()
         )
         queue_patient_matching([ex1.pk])
-        assert Match.objects.stale().count() == 6
+        assert Match.objects.stale().count() == EVALUATED["EX1"]
 
     wait_for(
         lambda: not Match.objects.stale().exists(), timeout=60, what="EX1's matches recomputed"
@@ -826,8 +859,8 @@ def test_import_patients_computes_the_imported_patients_matches(
     output = import_patients("EX1", "EX3")
 
     assert re.search(
-        r"^Matches computed: 2 patient\(s\) x 6 open gastric trial\(s\): 12 evaluated, "
-        r"12 stored, 3 flagged in [\d.]+ s\.$",
+        rf"^Matches computed: 2 patient\(s\) x {CANDIDATES} open trial\(s\): 18 evaluated, "
+        r"18 stored, 3 flagged in [\d.]+ s\.$",
         output,
         re.MULTILINE,
     )
@@ -851,7 +884,13 @@ def test_deciding_facts_rank_unknown_facts_by_the_possible_trials_they_decide() 
         m.trial.nct_id: set(m.unknown_facts)
         for m in Match.objects.filter(patient=ex1, verdict="possible").select_related("trial")
     }
-    assert set(possible) == {MATTERHORN, CAMRELIZUMAB}
+    # BASKET used to exclude EX1 on a reading with words it did not account for, which now
+    # never decides: "... solid tumors (excluding NSCLC and CRC)" (once read as asking for
+    # lung or colorectal cancer). HER2_POSITIVE's HER2 line ("... HER-2 3+ ... by FISH, SISH
+    # or CISH") is read in full and excludes the HER2-negative EX1.
+    assert set(possible) == {MATTERHORN, CAMRELIZUMAB, BASKET, BRAIN_INJURY}
+    assert not possible[BRAIN_INJURY]  # none of its criteria read: no fact would decide it
+    assert not possible[BASKET]  # its readings are incomplete: no one fact would decide it
 
     ranked = deciding_facts_for(ex1)
 
@@ -861,8 +900,11 @@ def test_deciding_facts_rank_unknown_facts_by_the_possible_trials_they_decide() 
         assert set(item.trials) == {nct for nct, facts in possible.items() if item.fact in facts}
     assert {item.fact for item in ranked} == set().union(*possible.values())
     top = [item.fact for item in ranked if len(item.trials) == 2]
+    # Organ transplant decides MATTERHORN and CAMRELIZUMAB; none decides three.
+    assert top == ["organ transplant"]
     assert top == sorted(possible[MATTERHORN] & possible[CAMRELIZUMAB])
-    assert "prior anticancer therapy" in top
+    decides = {item.fact: item.trials for item in ranked}
+    assert decides["prior anticancer therapy"] == (MATTERHORN,)
     assert ranked[0].describe() == f"{ranked[0].fact}: decides 2 trials"
     assert ranked[-1].describe() == f"{ranked[-1].fact}: decides 1 trial"
 
@@ -878,11 +920,11 @@ def test_deciding_facts_rank_unknown_facts_by_the_possible_trials_they_decide() 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("matched")
 def test_deciding_facts_leave_out_ineligible_trials() -> None:
-    ex2 = patient("EX2")  # ineligible for both preoperative trials, possible for one other
+    ex2 = patient("EX2")  # ineligible for both preoperative trials, possible for others
     possible = Match.objects.filter(patient=ex2, verdict="possible").select_related("trial")
     decided = {nct for item in deciding_facts_for(ex2) for nct in item.trials}
 
-    assert decided == {m.trial.nct_id for m in possible}
+    assert decided == {m.trial.nct_id for m in possible if m.unknown_facts}
     assert not decided & {MATTERHORN, CAMRELIZUMAB}
 
 
@@ -943,3 +985,253 @@ def test_recompiling_trials_frees_the_garbage_an_earlier_freeze_kept() -> None:
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+# --- 9. every open trial for every patient, the disease criteria first where the site differs --
+
+ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
+SQUAMOUS = {
+    "coding": [
+        {
+            "system": "http://snomed.info/sct",
+            "code": "28899001",
+            "display": "Squamous cell carcinoma",
+        },
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/icd-o-3",
+            "code": "8070/3",
+            "display": "Squamous cell carcinoma, NOS",
+        },
+    ],
+    "text": "Squamous cell carcinoma",
+}
+
+
+def with_primary(
+    document: dict[str, Any],
+    mrn: str,
+    code: str,
+    display: str,
+    histology: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An example bundle as another patient, whose primary cancer has this ICD-10 code."""
+    changed = copy.deepcopy(document)
+    for entry in changed["entry"]:
+        resource = entry["resource"]
+        if resource["resourceType"] == "Patient":
+            resource["identifier"][0]["value"] = mrn
+        elif "primary-cancer-condition" in json.dumps(resource.get("meta", {})):
+            resource["code"] = {
+                "coding": [{"system": ICD10, "code": code, "display": display}],
+                "text": display,
+            }
+            if histology is not None:
+                resource["extension"][0]["valueCodeableConcept"] = histology
+    return changed
+
+
+def import_bundle(document: dict[str, Any]) -> Patient:
+    result = patient_upsert(read_bundle(document, origin="test.json"), source=Source.FHIR)
+    assert result.patient is not None, result.problems
+    return result.patient
+
+
+def evaluated(external_id: str) -> set[str]:
+    """The trials a patient has a stored match with: those evaluated for them."""
+    return set(
+        Match.objects.filter(patient__external_id=external_id).values_list(
+            "trial__nct_id", flat=True
+        )
+    )
+
+
+def open_trials() -> set[str]:
+    held = set(Trial.objects.open_to_enrolment().values_list("nct_id", flat=True))
+    assert len(held) == CANDIDATES
+    return held
+
+
+def evaluator_for(external_id: str, nct_id: str) -> tuple[PatientEvaluator, Any]:
+    """The patient's evaluator today, and the trial's compiled rules."""
+    rules = {rules.nct_id: rules for rules in matching.rules_cache().rules()}
+    evaluator = PatientEvaluator(patient_facts(patient(external_id)), timezone.localdate())
+    return evaluator, rules[nct_id]
+
+
+def prefilter(external_id: str, nct_id: str) -> Prefilter:
+    evaluator, rules = evaluator_for(external_id, nct_id)
+    return evaluator.prefilter(rules)
+
+
+def site_mismatch(external_id: str, nct_id: str) -> bool:
+    """Is the patient's site outside those the trial's registry conditions name?"""
+    evaluator, rules = evaluator_for(external_id, nct_id)
+    return evaluator.site_mismatch(rules)
+
+
+DISQUALIFYING = {("inclusion", "not_met"), ("exclusion", "met")}
+
+
+def states(row: Criterion, *types: str) -> bool:
+    return any(constraint.get("type") in types for constraint in row.effective_constraints)
+
+
+def decided_on_disease(stored: Match, screen: str | None = None) -> dict[str, Any]:
+    """The trial's disease criterion (an inclusion naming the primary site) that made this
+    pair ineligible: it and the age / sex criteria are evaluated, every other criterion reads
+    "not evaluated: ineligible already (primary site: <its reason>)" (or ``screen``, when the
+    registry's age / sex limits decided first)."""
+    pairs = [
+        (row, item) for row in criteria(stored.trial.nct_id) for item in criteria_of(stored, [row])
+    ]
+    listed = [item for _, item in pairs]
+    assert (stored.verdict, stored.flagged) == ("ineligible", False)
+    disease = [
+        item
+        for row, item in pairs
+        if row.kind == "inclusion" and states(row, "primary_site") and item["outcome"] == "not_met"
+    ]
+    assert disease, stored
+    skipped = f"{NOT_EVALUATED}{screen or 'primary site: ' + disease[0]['reason']})"
+    for row, item in pairs:
+        if (item["type"], item["outcome"]) in DISQUALIFYING:
+            assert item in disease or states(row, "age", "sex"), item
+        elif not (
+            states(row, "age", "sex") or (row.kind == "inclusion" and states(row, "primary_site"))
+        ):
+            assert item["reason"] in (skipped, NEEDS_REVIEW), item
+    assert any(item["reason"] == skipped for item in listed)
+    return disease[0]
+
+
+def evaluated_in_full(stored: Match) -> bool:
+    listed = criteria_of(stored, criteria(stored.trial.nct_id))
+    return not any(item["reason"].startswith(NOT_EVALUATED) for item in listed)
+
+
+OESOPHAGEAL_DISEASE = "Histologically or cytologically confirmed esophageal squamous carcinoma"
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("matched")
+def test_an_oesophageal_squamous_cell_patient_is_matched_to_the_oesophageal_trial() -> None:
+    oesophageal = import_bundle(
+        with_primary(
+            example("EX1"),
+            "OES1",
+            "C15.4",
+            "Malignant neoplasm of middle third of esophagus",
+            SQUAMOUS,
+        )
+    )
+    facts = patient_facts(patient("OES1"))
+    assert (facts.primary_site, facts.histology) == (CancerSite.ESOPHAGUS, Histology.SQUAMOUS)
+
+    run = match_patients([oesophageal.pk])
+
+    # Every open trial is evaluated and stored, the gastric-only ones too.
+    assert evaluated("OES1") == open_trials()
+    assert (run.trials, run.evaluated, run.stored) == (CANDIDATES, CANDIDATES, CANDIDATES)
+    assert prefilter("OES1", CAMRELIZUMAB) == Prefilter(True)
+    assert {nct_id for nct_id in open_trials() if site_mismatch("OES1", nct_id)} == GASTRIC_ONLY
+    # Their own disease criteria (gastric / GEJ cancer) are read first, and exclude.
+    for nct_id in GASTRIC_ONLY - {ELDERLY}:
+        disease = decided_on_disease(match("OES1", nct_id))
+        assert disease["reason"].startswith("primary esophagus, not stomach"), nct_id
+    assert decided_on_disease(match("OES1", CAMRELIZUMAB))["reason"] == (
+        "primary esophagus, not stomach"
+    )
+    # ELDERLY's registry age limit (76) decides before its disease criterion, which is read
+    # all the same (and excludes too).
+    elderly = decided_on_disease(match("OES1", ELDERLY), screen="age 64 < 76")
+    assert elderly["reason"].startswith("primary esophagus, not stomach or gej")
+
+    stored = match("OES1", OESOPHAGEAL)
+    assert listed_criterion(stored, OESOPHAGEAL_DISEASE)["outcome"] == "met"
+    assert stored.verdict != "ineligible"
+    assert evaluated_in_full(stored)
+    # A preoperative immunotherapy trial, but not the gastric program: never flagged.
+    assert not trial(OESOPHAGEAL).gastric_preop_immunotherapy
+    assert not stored.flagged
+    # MATTERHORN names "gastrointestinal neoplasms" (any site): evaluated in full, and its
+    # criteria (gastric or GEJ adenocarcinoma) exclude the patient.
+    matterhorn = match("OES1", MATTERHORN)
+    assert matterhorn.verdict == "ineligible"
+    assert evaluated_in_full(matterhorn)
+    assert not Match.objects.filter(patient=oesophageal, flagged=True).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("matched")
+def test_gastric_patients_are_ineligible_for_the_oesophageal_trial_on_its_disease_criterion() -> (
+    None
+):
+    for name in ("EX1", "EX3"):  # C16.9, C16.2: stomach
+        assert patient_facts(patient(name)).primary_site is CancerSite.STOMACH
+        assert evaluated(name) == open_trials()
+        assert len(evaluated(name)) == EVALUATED[name]
+        assert prefilter(name, OESOPHAGEAL).passed
+        assert site_mismatch(name, OESOPHAGEAL)
+        assert not any(site_mismatch(name, nct_id) for nct_id in open_trials() - {OESOPHAGEAL})
+        stored = match(name, OESOPHAGEAL)
+        disease = decided_on_disease(stored)
+        assert disease["text"] == OESOPHAGEAL_DISEASE
+        assert disease["reason"] == "primary stomach, not esophagus; adenocarcinoma, not squamous"
+        assert listed_criterion(stored, "ECOG PS is 0-1")["reason"] == (
+            f"{NOT_EVALUATED}primary site: {disease['reason']})"
+        )
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("matched")
+def test_a_junction_patient_is_matched_to_gastric_and_oesophageal_trials() -> None:
+    assert patient_facts(patient("EX2")).primary_site is CancerSite.GEJ  # C16.0: cardia / GEJ
+
+    assert evaluated("EX2") == open_trials()
+    assert {OESOPHAGEAL, *GASTRIC_ONLY} <= evaluated("EX2")
+    assert prefilter("EX2", OESOPHAGEAL).passed
+    assert prefilter("EX2", CAMRELIZUMAB).passed
+    # A junction tumour fits gastric and oesophageal trials: no site mismatch, each evaluated
+    # in full (but ELDERLY, below its registry age limit).
+    assert not any(site_mismatch("EX2", nct_id) for nct_id in open_trials())
+    for nct_id in open_trials() - {ELDERLY}:
+        assert evaluated_in_full(match("EX2", nct_id)), nct_id
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("matched")
+def test_trials_for_any_site_and_patients_of_unknown_site_are_never_filtered_out() -> None:
+    colon = import_bundle(
+        with_primary(example("EX3"), "COL1", "C18.7", "Malignant neoplasm of sigmoid colon")
+    )
+    unknown = import_profile({"external_id": "UNK1", "sex": "female", "birth_date": "1960-01-01"})
+    assert patient_facts(patient("COL1")).primary_site is CancerSite.OTHER
+    assert patient_facts(patient("UNK1")).primary_site is None
+
+    run = match_patients([colon.pk, unknown.pk])
+
+    # Every open trial, for both.
+    assert evaluated("COL1") == open_trials()
+    assert evaluated("UNK1") == open_trials()
+    assert run.evaluated == run.stored == 2 * CANDIDATES
+    # Another site: outside the gastric and oesophageal trials' sites, not the any-site ones
+    # (a basket, a record naming no cancer, MATTERHORN's "gastrointestinal neoplasms").
+    assert {nct_id for nct_id in open_trials() if site_mismatch("COL1", nct_id)} == {
+        OESOPHAGEAL,
+        *GASTRIC_ONLY,
+    }
+    for nct_id in (MATTERHORN, BASKET, BRAIN_INJURY):
+        assert evaluated_in_full(match("COL1", nct_id)), nct_id
+    # Stored against the gastric trials; where a disease criterion excludes, decided there
+    # (NCT05052801 wants unresectable or metastatic gastric / GEJ cancer).
+    assert "resectable" in decided_on_disease(match("COL1", "NCT05052801"))["reason"]
+    assert decided_on_disease(match("COL1", OESOPHAGEAL))["reason"].endswith(
+        "adenocarcinoma, not squamous"
+    )
+    # No site recorded: never a mismatch, every trial evaluated as usual.
+    assert not any(site_mismatch("UNK1", nct_id) for nct_id in open_trials())
+    for nct_id in open_trials() - {ELDERLY}:  # UNK1 is 66: below ELDERLY's age limit
+        assert evaluated_in_full(match("UNK1", nct_id)), nct_id
+    for name in ("EX1", "EX2", "EX3", "COL1", "UNK1"):
+        assert BASKET in evaluated(name)
+        assert not site_mismatch(name, BASKET)

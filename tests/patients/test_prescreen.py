@@ -135,6 +135,7 @@ def test_every_unknown_answer_gives_no_fact() -> None:
         ("about", {"sex": "other"}, {"sex": "other"}),
         ("cancer", {"site": "stomach"}, {"primary_site": CancerSite.STOMACH, "histology": None}),
         ("cancer", {"site": "gej"}, {"primary_site": CancerSite.GEJ}),
+        ("cancer", {"site": "esophagus"}, {"primary_site": CancerSite.ESOPHAGUS}),
         ("cancer", {"site": "other"}, {"primary_site": CancerSite.OTHER}),
         (
             "cancer",
@@ -350,6 +351,9 @@ def registry(db: None, settings: Any) -> Iterator[int]:
 
 
 FLAGGED_FOR_RESECTABLE = {"NCT04592913", "NCT03878472"}  # MATTERHORN, neoadjuvant camrelizumab
+OESOPHAGEAL = "NCT03940001"  # for oesophageal squamous-cell carcinoma only
+# The open trials for gastric / GEJ cancer only (their conditions name the stomach).
+GASTRIC_ONLY = {"NCT03878472", "NCT03006705", "NCT04677673", "NCT02581462", "NCT05052801"}
 
 
 def post_step(client: Client, number: int, data: dict[str, Any]) -> Any:
@@ -396,14 +400,37 @@ def test_a_resectable_profile_sees_the_flagged_preoperative_trials_first(
     assert listed[: len(flagged)] == flagged  # the flagged ones on top
     assert len(listed) > len(flagged)
     assert "This is not medical advice." in html
+    # Every open trial, the oesophageal one too (its disease criterion rules this cancer of
+    # the stomach out: it is among those left out).
     assert f"We checked {registry} trials;" in html
+    assert OESOPHAGEAL not in listed
     text = words(html)
-    assert "do not fit what you told us (for example age, stage or past treatment)" in text
+    # "... are not listed because they do not fit", or "it does not fit" when one is left out.
+    assert "not fit what you told us (for example age, stage or past treatment)" in text
     assert "Why it may fit" in html
     assert "Nearest hospital" in html
     assert "Your doctor can tell you" in html
     assert Patient.objects.count() == 0  # nothing stored by looking
     assert Match.objects.count() == 0
+
+
+def test_an_oesophageal_cancer_is_checked_against_the_oesophageal_trial(
+    client: Client, registry: int
+) -> None:
+    answers = copy.deepcopy(RESECTABLE)
+    answers["cancer"].update(site="esophagus", histology=UNKNOWN)
+    html = client.get(walk(client, answers)).content.decode()
+    # Sintilimab + chemoradiation before surgery for oesophageal squamous-cell carcinoma.
+    listed = listed_trials(html)
+    assert OESOPHAGEAL in listed
+    assert flagged_trials(html) == []  # the preoperative immunotherapy program is gastric
+    # Every open trial is checked; the gastric ones are ruled out on their own disease
+    # criteria (gastric / GEJ cancer), so none of them is listed.
+    assert f"We checked {registry} trials;" in html
+    assert not GASTRIC_ONLY & set(listed)
+    # Listed: that trial and two for any site (a basket, a record naming no cancer); MATTERHORN
+    # (any gastrointestinal site) wants gastric or GEJ adenocarcinoma.
+    assert set(listed) == {OESOPHAGEAL, "NCT06008288", "NCT06171568"}
 
 
 def test_a_metastatic_profile_sees_no_flagged_trial(client: Client, registry: int) -> None:
@@ -630,6 +657,25 @@ def test_counts_only_or_nothing_at_all(client: Client, registry: int, settings: 
             "autoimmune disease: activity and onset",
             "Your doctor can tell you whether you have an autoimmune disease, and whether it is "
             "active now.",
+        ),
+        (
+            "INR (international normalized ratio)",
+            "Your doctor can tell you your recent blood test results.",
+        ),
+        ("alkaline phosphatase", "Your doctor can tell you your recent blood test results."),
+        ("urine protein (24-hour)", "Your doctor can tell you your recent urine test results."),
+        (
+            "left ventricular ejection fraction",
+            "Your doctor can tell you the result of your heart scan (echocardiogram).",
+        ),
+        (
+            "myocardial infarction: activity and onset",
+            "Your doctor can tell you whether you have had a heart attack, and when.",
+        ),
+        (
+            "heart failure: activity and onset",
+            "Your doctor can tell you whether you have heart failure, and whether it is active "
+            "now.",
         ),
     ],
 )

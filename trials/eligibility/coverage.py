@@ -90,6 +90,12 @@ _R0 = re.compile(
     r"(?:cancer|tumou?r|disease)\b|\bR0\b",
     re.I,
 )
+_ANCHOR = re.compile(
+    r"\b(?:first|last|initial)\s+(?:dose|administration|infusion|day)\s+of\s+(?:the\s+)?"
+    r"(?:study\s+)?[\w-]+(?:\s+(?:treatment|therapy|drug|medication|intervention))?",
+    re.I,
+)
+_GENERIC_AUTOIMMUNE = re.compile(r"auto-?immun|immune[-\s]mediated", re.I)
 _READ = -1  # owner of words a reader consumed without naming the constraint
 _OR_WORDS = frozenset({"or", "and/or", "either", "nor"})
 # Constraints on a value taken at a time: a window only says when it is taken.
@@ -295,6 +301,12 @@ def coverage(
         for position, (_, _, word) in enumerate(tokens):
             if word in _words("formula"):
                 neutral[position] = True
+    if windowed:
+        # "within 14 days before the first dose of durvalumab": the anchor's name is timing.
+        for anchor in _ANCHOR.finditer(text):
+            for position, (a, _, _) in enumerate(tokens):
+                if anchor.start() <= a < anchor.end():
+                    neutral[position] = True
     for start, end in timing_spans(text):
         for position, (a, _, _) in enumerate(tokens):
             if start <= a < end:
@@ -698,7 +710,12 @@ def _concept_spans(text: str, constraint: c.Constraint) -> Iterable[tuple[int, i
         if constraint.condition == "liver_metastases":
             yield from _group_spans(text, "metastasis_sites", {"liver"})
     elif isinstance(constraint, c.Comorbidity):
-        yield from _group_spans(text, "comorbidities", {constraint.kind})
+        for start, end in _group_spans(text, "comorbidities", {constraint.kind}):
+            if constraint.kind == "autoimmune" and not _GENERIC_AUTOIMMUNE.match(text, start):
+                # A named disease ("inflammatory bowel disease") is narrower than the kind
+                # read: its words stay unexplained, so the reading decides only its absence.
+                continue
+            yield start, end
     elif isinstance(constraint, c.Metastasis):
         yield from _group_spans(text, "metastasis_sites", {constraint.site})
     elif isinstance(constraint, c.Histology):

@@ -825,7 +825,10 @@ class PatientEvaluator:
             named = [x for x in constraint.any_of if x in OTHER_SITE_CODES]
             if code and any(code.startswith(OTHER_SITE_CODES[x]) for x in named):
                 return Check(True, f"primary {code}, a {wanted} cancer")
-            if not code or not named:
+            if not named:
+                # Recorded as a site outside the upper GI tract: not the one asked for.
+                return Check(False, f"primary {label}{f' ({code})' if code else ''}, not {wanted}")
+            if not code:
                 return Check(
                     None,
                     f"primary site {code or 'other'}: whether it is {wanted} is not recorded",

@@ -19,7 +19,7 @@ from trials.eligibility import constraints as c
 from trials.eligibility.coverage import coverage
 from trials.eligibility.drugs import find_drugs
 from trials.eligibility.lexicon import concept_patterns, group_matcher, lexicon, list_pattern
-from trials.eligibility.text import parse_number
+from trials.eligibility.text import WORD_NUMBERS, parse_number
 from trials.eligibility.units import Analyte, UnitError, to_canonical
 from trials.eligibility.vocabulary import STAGE_RANKS, display_code, rank
 
@@ -296,19 +296,7 @@ _WINDOW = re.compile(
     r"preceding|of)",
     re.IGNORECASE,
 )
-_WORD_NUMBER = {
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "twelve": 12,
-}
+_WORD_NUMBER = WORD_NUMBERS
 
 
 def negated(text: str, start: int, end: int) -> bool:
@@ -1848,6 +1836,10 @@ def _read(text: str, context: Context) -> Extraction:
         join = comorbidity_join
     elif medications:
         found += medications
+        if len({m.category for _, m in medications if isinstance(m, c.Medication)}) > 1 and (
+            _OR.search(text)
+        ):
+            join = "any"  # "corticosteroids or other immunosuppressive agents"
     elif prior:
         only_surgery = all(cls == "surgery" for cls in prior[0][1].classes)  # type: ignore[attr-defined]
         found += surgery if (only_surgery and surgery) else prior

@@ -276,14 +276,23 @@ def heading_scope(heading: str) -> str:
     function:"), whose items hold as they stand."""
     if not heading:
         return ""
+    scope = _HEADING_SCOPE.search(heading)
+    if not scope and _PLAIN_HEADING.search(heading):
+        return ""  # "eligible only if all of the following criteria apply:"
     structure = parse_structure(heading)
     for clause in structure.clauses:
         if clause.role not in (Role.MAIN, Role.EXAMPLE):
             return f"{clause.role.value}: {clause.marker.lower()}"
-    scope = _HEADING_SCOPE.search(heading)
     if scope:
         return " ".join(scope.group(0).lower().split())
     return ""
+
+
+_PLAIN_HEADING = re.compile(
+    r"\ball\s+(?:of\s+)?the\s+following\b|\bthe\s+following\s+(?:criteria|conditions|requirements)"
+    r"\s+(?:must\s+be\s+met|apply)|\bmust\s+(?:meet|fulfil+|satisfy)\s+(?:all|each)\b",
+    re.I,
+)
 
 
 def qualifies_previous(sentence: str) -> bool:
