@@ -167,9 +167,7 @@ class TrialRulesCache:
             curated = bool(corrected_category or corrected is not None or corrected_join or note)
             # A coordinator's correction (or a note saying the reading is right) is a
             # reviewed reading: it decides whatever the engine could not explain.
-            review, narrowing = (
-                ("", False) if curated else reading_review(kind, gaps or [], marks or [])
-            )
+            review, decides = ("", "") if curated else reading_review(kind, gaps or [], marks or [])
             rules[trial_id].append(
                 self._interner.rule(
                     position,
@@ -178,7 +176,7 @@ class TrialRulesCache:
                     _constraints(effective),
                     corrected_join or join,
                     review,
-                    narrowing=narrowing,
+                    decides=decides,
                 )
             )
         sites: dict[int, list[SitePoint]] = {pk: [] for pk in pks}

@@ -623,7 +623,7 @@ def _criteria(nct_id: str, folder: str) -> tuple[Criterion, ...]:
 
 def to_rule(criterion: Criterion) -> Rule:
     """A parsed criterion as the matcher applies it (an incomplete reading under review)."""
-    review, narrowing = criterion.review()
+    review, decides = criterion.review()
     return Rule(
         criterion.position,
         criterion.kind,
@@ -631,7 +631,7 @@ def to_rule(criterion: Criterion) -> Rule:
         criterion.constraints,
         criterion.join,
         review=review,
-        narrowing=narrowing,
+        decides=decides,
     )
 
 

@@ -96,6 +96,37 @@ _ANCHOR = re.compile(
     re.I,
 )
 _GENERIC_AUTOIMMUNE = re.compile(r"auto-?immun|immune[-\s]mediated", re.I)
+_SHORT_UNITS = frozenset(
+    {
+        "g",
+        "dl",
+        "l",
+        "ml",
+        "mg",
+        "ug",
+        "mcg",
+        "ul",
+        "mcl",
+        "mm",
+        "mm3",
+        "kg",
+        "u",
+        "iu",
+        "min",
+        "sec",
+        "ms",
+        "h",
+        "m2",
+        "mmol",
+        "umol",
+        "mol",
+        "x",
+        "times",
+        "fold",
+        "uln",
+        "percent",
+    }
+)
 _READ = -1  # owner of words a reader consumed without naming the constraint
 _OR_WORDS = frozenset({"or", "and/or", "either", "nor"})
 # Constraints on a value taken at a time: a window only says when it is taken.
@@ -229,11 +260,14 @@ def coverage(
     tokens = [(m.start(), m.end(), m.group(0).lower()) for m in _TOKEN.finditer(text)]
     owner: list[set[int] | None] = [None] * len(tokens)  # which constraints account for it
     neutral = [False] * len(tokens)
+    concept = [False] * len(tokens)  # a word naming a concept read (not a generic word)
 
     def mark_span(start: int, end: int, index: int) -> None:
         for position, (a, b, _) in enumerate(tokens):
             if a >= start and b <= end + 1:
                 owner[position] = (owner[position] or set()) | {index}
+                if index != _READ:
+                    concept[position] = True
 
     for start, end in consumed:
         mark_span(start, end, _READ)
@@ -371,6 +405,8 @@ def coverage(
         gaps.append(f"{clause.role.value}: {clause.marker.lower()}")
         whole_gaps.append((clause.start, clause.end))
     # "or" between words of different constraints joined as all-of is not understood.
+    alternative = [False] * len(tokens)
+    alternatives: list[str] = []
     for position, (_, _, word) in enumerate(tokens):
         if word not in _OR_WORDS or join == "any":
             if word in _OR_WORDS:
@@ -379,12 +415,35 @@ def coverage(
         left = _side(owner, neutral, tokens, position, -1)
         right = _side(owner, neutral, tokens, position, 1)
         if left == "unread" or right == "unread":
-            continue  # an alternative the reading does not hold
+            # An alternative the reading does not hold is one gap, "or: ...", when it stands
+            # apart from the concepts read ("major surgery, open biopsy, or traumatic
+            # injury"); words that run into a concept read ("untreated or symptomatic CNS
+            # metastases") qualify it instead, and stay gaps of their own.
+            left_run, left_stop = _unread_run(concept, owner, neutral, tokens, position, -1)
+            right_run, right_stop = _unread_run(concept, owner, neutral, tokens, position, 1)
+            apart = (left != "unread" or left_stop == "owned") and (
+                right != "unread" or right_stop != "owned"
+            )
+            if apart:
+                words = [
+                    tokens[i][2]
+                    for i in sorted({*left_run, *right_run})
+                    if (left == "unread" and i in left_run)
+                    or (right == "unread" and i in right_run)
+                ]
+                for index in (
+                    *(left_run if left == "unread" else ()),
+                    *(right_run if right == "unread" else ()),
+                ):
+                    alternative[index] = True
+                alternatives.append(f"or: {' '.join(words)}")
+                neutral[position] = True
+            continue
         if not left or not right or left & right or _related(constraints, left, right):
             neutral[position] = True
 
     for position, (start, end, word) in enumerate(tokens):
-        if owner[position] or neutral[position]:
+        if owner[position] or neutral[position] or alternative[position]:
             continue
         if any(a <= start < b for a, b in whole_gaps):
             continue  # its clause is already a gap as a whole
@@ -392,7 +451,31 @@ def coverage(
             continue
         slashed = (start > 0 and text[start - 1] == "/") or text[end : end + 1] == "/"
         gaps.append(f"/{word}" if slashed else word)
+    gaps.extend(alternatives)
     return Coverage(tuple(dict.fromkeys(gaps)))
+
+
+def _unread_run(
+    concept: list[bool],
+    owner: list[set[int] | None],
+    neutral: list[bool],
+    tokens: list[tuple[int, int, str]],
+    position: int,
+    step: int,
+) -> tuple[list[int], str]:
+    """The words on one side of an "or" up to the nearest word a constraint owns, another
+    "or" or the end, and which of the three it stopped at ("owned", "or", "edge")."""
+    found: list[int] = []
+    index = position + step
+    while 0 <= index < len(tokens):
+        if concept[index]:
+            return found, "owned"
+        if tokens[index][2] in _OR_WORDS:
+            return found, "or"
+        if not neutral[index] and not owner[index]:
+            found.append(index)
+        index += step
+    return found, "edge"
 
 
 # Words that change what a criterion is about, so that the concepts read are not its subject
@@ -492,12 +575,13 @@ def decides_only_absent(gaps: Sequence[str], kind: str) -> bool:
             if kind == "exclusion" and role in ("exception", "condition", "allowance"):
                 continue
             return False
-        if gap.startswith("/") or gap in _OR_WORDS or gap in _words("negation"):
+        if gap.startswith(("/", "or: ")) or gap in _OR_WORDS or gap in _words("negation"):
             return False
         if gap[0].isdigit() or gap in ("<", ">", "<=", ">=", "%") or gap in _SUBJECT_CHANGERS:
             return False
-        if gap in _words("numbers_and_units") and gap not in ("serum", "plasma", "blood"):
-            return False
+        unit_like = not gap.isalpha() or gap in _SHORT_UNITS
+        if gap in _words("numbers_and_units") and unit_like:
+            return False  # a unit not accounted for: a limit not read
     return True
 
 
@@ -776,11 +860,33 @@ def review_note(gaps: Sequence[str], marks: Sequence[str]) -> str:
     return "; ".join(parts)
 
 
-def reading_review(kind: str, gaps: Sequence[str], marks: Sequence[str]) -> tuple[str, bool]:
-    """A reading's review note, and whether it may still decide where the concepts it read
-    are absent (only gaps that can narrow them, no review mark). ("", False): it decides."""
+def decides_only_present(gaps: Sequence[str], kind: str) -> bool:
+    """Can an exclusion with these gaps still decide where the concepts it read are present?
+
+    Yes when every gap is an alternative it did not read ("major surgery within 28 days, or
+    traumatic injury"): whatever the alternative means, the part read already excludes."""
+    return kind == "exclusion" and bool(gaps) and all(gap.startswith("or: ") for gap in gaps)
+
+
+def reading_review(kind: str, gaps: Sequence[str], marks: Sequence[str]) -> tuple[str, str]:
+    """A reading's review note, and where it may still decide: "absent" (only gaps that can
+    narrow the concepts read), "present" (only alternatives an exclusion did not read) or
+    "" (nowhere). No review mark may be there. ("", ""): it decides."""
     note = review_note(gaps, marks)
-    return note, bool(note) and not marks and decides_only_absent(gaps, kind)
+    if not note or marks:
+        return note, ""
+    if decides_only_absent(gaps, kind):
+        return note, "absent"
+    if decides_only_present(gaps, kind):
+        return note, "present"
+    return note, ""
 
 
-__all__ = ["Coverage", "coverage", "decides_only_absent", "reading_review", "review_note"]
+__all__ = [
+    "Coverage",
+    "coverage",
+    "decides_only_absent",
+    "decides_only_present",
+    "reading_review",
+    "review_note",
+]

@@ -86,10 +86,11 @@ class Rule:
     signature: int = -1
     # Why the reading may not decide ("reading incomplete, not understood: ..."); "" when it
     # may. A rule under review is evaluated for its explanation but its outcome is unknown,
-    # except, when ``narrowing``, where the concepts it read are absent: the words it did not
-    # understand can only narrow those concepts, so their absence settles it either way.
+    # except where ``decides`` says the words it did not understand cannot matter: "absent"
+    # (they can only narrow the concepts read, so the concepts' absence settles it) or
+    # "present" (an exclusion's alternatives it did not read: the part read already excludes).
     review: str = ""
-    narrowing: bool = False
+    decides: str = ""
 
 
 class RuleInterner:
@@ -107,9 +108,9 @@ class RuleInterner:
         constraints: tuple[c.Constraint, ...],
         join: str,
         review: str = "",
-        narrowing: bool = False,
+        decides: str = "",
     ) -> Rule:
-        key = (kind, constraints, join, review, narrowing)
+        key = (kind, constraints, join, review, decides)
         known = self._known.get(key)
         if known is None:
             # One object per distinct constraint: lookups by it then stop at identity.
@@ -124,7 +125,7 @@ class RuleInterner:
             join,
             signature=known[0],
             review=review,
-            narrowing=narrowing,
+            decides=decides,
         )
 
 
@@ -577,7 +578,7 @@ class PatientEvaluator:
         key: Any = (
             rule.signature
             if rule.signature >= 0
-            else (rule.kind, rule.constraints, rule.join, rule.review, rule.narrowing)
+            else (rule.kind, rule.constraints, rule.join, rule.review, rule.decides)
         )
         known = self._answers.get(key)
         if known is not None:
@@ -586,8 +587,8 @@ class PatientEvaluator:
             known = _REVIEW_ANSWERS[rule.kind == "inclusion"]
         else:
             outcome, reason, missing = self._combine(rule.constraints, rule.join)
-            if rule.review and rule.narrowing:
-                narrowed, why, _ = self._combine(rule.constraints, rule.join, narrowing=True)
+            if rule.review and rule.decides:
+                narrowed, why, _ = self._combine(rule.constraints, rule.join, settled=rule.decides)
                 if narrowed is not Outcome.UNKNOWN:
                     outcome, reason = narrowed, f"{why} (decided on the words read; {rule.review})"
                     known = _answer(rule.kind, outcome, reason, (), True)
@@ -609,18 +610,21 @@ class PatientEvaluator:
         return known
 
     def _combine(
-        self, constraints: tuple[c.Constraint, ...], join: str, *, narrowing: bool = False
+        self, constraints: tuple[c.Constraint, ...], join: str, *, settled: str = ""
     ) -> tuple[Outcome, str, tuple[str, ...]]:
-        if narrowing:
+        if settled:
+            # Only what the words read settle: where the concepts read are absent, or
+            # (an exclusion's unread alternatives) where they are present.
+            leaf = self._narrowed if settled == "absent" else self._widened
             if join == "any":
                 together = [x for x in constraints if x.type in _ALWAYS_TOGETHER]
                 alternatives = [x for x in constraints if x.type not in _ALWAYS_TOGETHER]
                 if not alternatives:
                     together, alternatives = [], list(constraints)
-                narrowed = [self._narrowed(x) for x in together]
-                narrowed.append(_any([self._narrowed(x) for x in alternatives]))
+                narrowed = [leaf(x) for x in together]
+                narrowed.append(_any([leaf(x) for x in alternatives]))
             else:
-                narrowed = [self._narrowed(x) for x in constraints]
+                narrowed = [leaf(x) for x in constraints]
             combined = narrowed[0] if len(narrowed) == 1 else _all(narrowed)
             if combined.holds is None:
                 return Outcome.UNKNOWN, combined.reason, combined.missing
@@ -696,6 +700,16 @@ class PatientEvaluator:
             has = _unsettled_if_true(self.check(present))
             return has if has.holds is None else Check(not has.holds, has.reason)
         return _unsettled_if_true(self.check(constraint))
+
+    def _widened(self, constraint: c.Constraint) -> Check:
+        """A constraint beside alternatives not read: where it holds, it settles the
+        exclusion; where it does not, an unread alternative may still hold."""
+        if isinstance(constraint, c.AnyOf):
+            return _any([self._widened(item) for item in constraint.items])
+        if isinstance(constraint, c.AllOf):
+            return _all([self._widened(item) for item in constraint.items])
+        found = self.check(constraint)
+        return Check(None, found.reason, found.missing) if found.holds is False else found
 
     # -- one constraint each ---------------------------------------------------------------
 

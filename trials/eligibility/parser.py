@@ -50,7 +50,7 @@ class Criterion:
         """Read in full, with nothing to review: the only reading that may decide."""
         return bool(self.constraints) and not self.gaps and not self.marks
 
-    def review(self) -> tuple[str, bool]:
+    def review(self) -> tuple[str, str]:
         """What the matcher needs to know of the reading (``coverage.reading_review``)."""
         return reading_review(self.kind, self.gaps, self.marks)
 
