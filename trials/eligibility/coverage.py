@@ -15,6 +15,7 @@ The vocabularies are data (``data/reading.json``; the concept words come from
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections.abc import Iterable, Sequence
@@ -257,17 +258,19 @@ def coverage(
     if not constraints:
         return Coverage()
     structure = structure or parse_structure(text)
-    tokens = [(m.start(), m.end(), m.group(0).lower()) for m in _TOKEN.finditer(text)]
+    tokens = _tokens(text)
+    starts = [a for a, _, _ in tokens]
     owner: list[set[int] | None] = [None] * len(tokens)  # which constraints account for it
     neutral = [False] * len(tokens)
     concept = [False] * len(tokens)  # a word naming a concept read (not a generic word)
 
     def mark_span(start: int, end: int, index: int) -> None:
-        for position, (a, b, _) in enumerate(tokens):
-            if a >= start and b <= end + 1:
-                owner[position] = (owner[position] or set()) | {index}
-                if index != _READ:
-                    concept[position] = True
+        position = bisect.bisect_left(starts, start)
+        while position < len(tokens) and tokens[position][1] <= end + 1:
+            owner[position] = (owner[position] or set()) | {index}
+            if index != _READ:
+                concept[position] = True
+            position += 1
 
     for start, end in consumed:
         mark_span(start, end, _READ)
@@ -820,10 +823,24 @@ def _concept_spans(text: str, constraint: c.Constraint) -> Iterable[tuple[int, i
 
 
 def _group_spans(text: str, group: str, concepts: set[str]) -> Iterable[tuple[int, int]]:
-    matcher = group_matcher(group)
-    for start, end, _ in matcher.finditer(text):
-        if concepts & set(matcher.concepts(text[start:end])):
+    for start, end, named in _group_matches(text, group):
+        if concepts & named:
             yield start, end
+
+
+@functools.lru_cache(maxsize=4096)
+def _group_matches(text: str, group: str) -> tuple[tuple[int, int, frozenset[str]], ...]:
+    """Every concept word of a lexicon group in the text (one pass per text and group)."""
+    matcher = group_matcher(group)
+    return tuple(
+        (start, end, frozenset(matcher.concepts(text[start:end])))
+        for start, end, _ in matcher.finditer(text)
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _tokens(text: str) -> list[tuple[int, int, str]]:
+    return [(m.start(), m.end(), m.group(0).lower()) for m in _TOKEN.finditer(text)]
 
 
 @functools.cache

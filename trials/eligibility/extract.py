@@ -1810,6 +1810,12 @@ def _without_restatement(text: str, kind: str) -> str:
     return _RESTATEMENT.sub(lambda m: " " * len(m.group(0)), text)
 
 
+@functools.lru_cache(maxsize=2048)
+def extract_category(text: str, context: Context) -> str:
+    """The category alone (a heading's, for items read as "other"): no account of words."""
+    return _read(text, context).category
+
+
 def _read(text: str, context: Context) -> Extraction:
     text = _without_restatement(text, context.kind)
     # Only a consent phrase near the start makes the criterion about consent.

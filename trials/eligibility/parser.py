@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from trials.eligibility import constraints as c
 from trials.eligibility.checks import check_trial
 from trials.eligibility.coverage import reading_review
-from trials.eligibility.extract import Context, extract
+from trials.eligibility.extract import Context, extract, extract_category
 from trials.eligibility.segment import EXCLUSION, INCLUSION, segment
 from trials.eligibility.structure import heading_scope
 from trials.eligibility.text import normalize
@@ -112,7 +112,7 @@ def parse_eligibility(
             reading = dataclasses.replace(reading, gaps=(*reading.gaps, f"heading: {scope}"))
         category = reading.category
         if category == "other" and parent_text:
-            category = extract(parent_text, Context(kind=part.kind)).category
+            category = extract_category(parent_text, Context(kind=part.kind))
         criteria.append(
             Criterion(
                 kind=part.kind,
