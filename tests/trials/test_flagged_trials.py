@@ -34,7 +34,7 @@ import pytest
 
 from tests.trials.criteria_labels import parse_record
 from trials.ctgov.mapping import map_study
-from trials.eligibility.evaluate import PatientEvaluator, Rule, TrialRules, Verdict
+from trials.eligibility.evaluate import PatientEvaluator, TrialRules, Verdict
 from trials.eligibility.facts import (
     LabValue,
     PatientFacts,
@@ -621,27 +621,13 @@ def _criteria(nct_id: str, folder: str) -> tuple[Criterion, ...]:
     )
 
 
-def to_rule(criterion: Criterion) -> Rule:
-    """A parsed criterion as the matcher applies it (an incomplete reading under review)."""
-    review, decides = criterion.review()
-    return Rule(
-        criterion.position,
-        criterion.kind,
-        criterion.category,
-        criterion.constraints,
-        criterion.join,
-        review=review,
-        decides=decides,
-    )
-
-
 def trial(nct_id: str, folder: str) -> TrialRules:
     """The record as the matcher sees it; status forced open so closed trials are evaluated."""
     mapped = map_study(_study(nct_id, folder))
     return TrialRules(
         key=nct_id,
         nct_id=nct_id,
-        rules=tuple(to_rule(x) for x in _criteria(nct_id, folder)),
+        rules=tuple(x.as_rule() for x in _criteria(nct_id, folder)),
         status="RECRUITING",
         phases=tuple(mapped.phases),
         gastric=True,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from trials.eligibility.evaluate import Outcome, PatientEvaluator, Rule
+from trials.eligibility.evaluate import Outcome, PatientEvaluator
 from trials.eligibility.facts import (
     Comorbidity,
     ComorbidityKind,
@@ -53,21 +53,8 @@ def read(text: str, kind: str = "inclusion", *, sex: str = "") -> Criterion:
     return found[0]
 
 
-def rule(criterion: Criterion) -> Rule:
-    review, decides = criterion.review()
-    return Rule(
-        criterion.position,
-        criterion.kind,
-        criterion.category,
-        criterion.constraints,
-        criterion.join,
-        review=review,
-        decides=decides,
-    )
-
-
 def outcome(criterion: Criterion, facts: PatientFacts = BASE) -> tuple[Outcome, str]:
-    result = PatientEvaluator(facts, ON).criterion(rule(criterion))
+    result = PatientEvaluator(facts, ON).criterion(criterion.as_rule())
     return result.outcome, result.reason
 
 
@@ -176,7 +163,7 @@ def test_an_incomplete_reading_is_unknown_with_the_words(text: str, kind: str, w
     found, reason = outcome(criterion, dataclasses.replace(BASE, comorbidities=()))
     assert (
         found is Outcome.UNKNOWN
-        or not PatientEvaluator(BASE, ON).criterion(rule(criterion)).disqualifying
+        or not PatientEvaluator(BASE, ON).criterion(criterion.as_rule()).disqualifying
     )
     if found is Outcome.UNKNOWN and criterion.review()[1] == "":
         assert reason.startswith("reading incomplete, not understood: ")

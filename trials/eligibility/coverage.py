@@ -274,14 +274,14 @@ def coverage(
 
     for start, end in consumed:
         mark_span(start, end, _READ)
-    types = {leaf.type for x in constraints for leaf in c.leaves(x)}
+    flat = [leaf for x in constraints for leaf in c.leaves(x)]
+    types = {leaf.type for leaf in flat}
     # Numbers and units are accounted for by a lab reading that does not say what it read;
     # an age, a score or a marker value accounts only for its own numbers.
     numeric = bool(types & {"lab"} and not consumed)
-    own_numbers = {n for x in c_flat(constraints) for n in _numbers_of(x)}
+    own_numbers = {n for x in flat for n in _numbers_of(x)}
     # A window is accounted for by a constraint that holds one, and by a measurement
     # whose window only says when it is taken ("ECOG 0-1 within 7 days of allocation").
-    flat = [leaf for x in constraints for leaf in c.leaves(x)]
     windowed = any(
         getattr(x, "within_days", None) or getattr(x, "within_years", None) for x in flat
     ) or all(x.type in _MEASURED for x in flat)
@@ -616,10 +616,6 @@ def _number_values(word: str) -> set[float]:
     return values
 
 
-def c_flat(constraints: Sequence[c.Constraint]) -> list[c.Constraint]:
-    return [leaf for x in constraints for leaf in c.leaves(x)]
-
-
 def _known(word: str, vocabulary: frozenset[str]) -> bool:
     """In the vocabulary, whole or (hyphenated) in every part: "her2-negative"."""
     if word in vocabulary:
@@ -756,18 +752,6 @@ def _side(
         unread = not neutral[index] and not owner[index] and (len(word) > 1 or word.isdigit())
         if unread and word not in _OR_WORDS:
             return "unread"
-        index += step
-    return None
-
-
-def _nearest(owner: list[set[int] | None], position: int, step: int) -> set[int] | None:
-    """The constraints owning the nearest word on one side (words only read, not owned by a
-    constraint's concept, are passed over)."""
-    index = position + step
-    while 0 <= index < len(owner):
-        found = (owner[index] or set()) - {_READ}
-        if found:
-            return found
         index += step
     return None
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from trials.eligibility import constraints as c
 from trials.eligibility.coverage import coverage
 from trials.eligibility.drugs import find_drugs
+from trials.eligibility.facts import number as number_shown
 from trials.eligibility.lexicon import concept_patterns, group_matcher, lexicon, list_pattern
 from trials.eligibility.text import WORD_NUMBERS, parse_number
 from trials.eligibility.units import Analyte, UnitError, to_canonical
@@ -1021,12 +1022,6 @@ _SAME_ANALYTE_GAP = frozenset(
 )
 
 
-def extract_labs(text: str) -> tuple[list[tuple[int, c.Constraint]], str]:
-    """Lab thresholds and their join ("any" when alternatives); see ``read_labs``."""
-    reading = read_labs(text)
-    return reading.found, reading.join
-
-
 def read_labs(text: str, kind: str = "inclusion") -> LabReading:
     """Lab thresholds, the words they were read from, and any plausibility corrections.
 
@@ -1232,13 +1227,9 @@ def _canonical(analyte: Analyte, number: float, unit: str, marks: list[str]) -> 
     if meant != value:
         marks.append(
             f"{analyte.label} {number:g} {unit} is implausible: read as"
-            f" {f_number(meant)} {_CANONICAL_UNIT.get(analyte, '')}".rstrip()
+            f" {number_shown(meant)} {_CANONICAL_UNIT.get(analyte, '')}".rstrip()
         )
     return round(meant, 4)
-
-
-def f_number(value: float) -> str:
-    return f"{value:.4g}"
 
 
 _CANONICAL_UNIT = {

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from trials.eligibility import constraints as c
 from trials.eligibility.checks import check_trial
 from trials.eligibility.coverage import reading_review
+from trials.eligibility.evaluate import Rule
 from trials.eligibility.extract import Context, extract, extract_category
 from trials.eligibility.segment import EXCLUSION, INCLUSION, segment
 from trials.eligibility.structure import heading_scope
@@ -53,6 +54,20 @@ class Criterion:
     def review(self) -> tuple[str, str]:
         """What the matcher needs to know of the reading (``coverage.reading_review``)."""
         return reading_review(self.kind, self.gaps, self.marks)
+
+    def as_rule(self) -> Rule:
+        """The criterion as the matcher applies it, its reading's review in force (the
+        matcher builds the same from stored rows, where a coordinator's correction wins)."""
+        review, decides = self.review()
+        return Rule(
+            self.position,
+            self.kind,
+            self.category,
+            self.constraints,
+            self.join,
+            review=review,
+            decides=decides,
+        )
 
     @property
     def reading_status(self) -> str:

@@ -59,29 +59,6 @@ class Structure:
     text: str
     clauses: tuple[Clause, ...]
 
-    def role_at(self, position: int) -> Role:
-        """The role of the innermost clause holding a character (main when none)."""
-        found = Role.MAIN
-        width = len(self.text) + 1
-        for clause in self.clauses:
-            if clause.start <= position < clause.end and clause.end - clause.start < width:
-                found, width = clause.role, clause.end - clause.start
-        return found
-
-    def of_role(self, role: Role) -> tuple[Clause, ...]:
-        return tuple(clause for clause in self.clauses if clause.role is role)
-
-    @property
-    def qualified(self) -> bool:
-        """Has the criterion anything beside its main clauses (a condition, exception ...)?"""
-        return any(clause.role is not Role.MAIN for clause in self.clauses)
-
-    def describe(self) -> list[dict[str, Any]]:
-        return [
-            {"role": c.role.value, "text": c.text(self.text), "marker": c.marker}
-            for c in self.clauses
-        ]
-
 
 @functools.cache
 def reading_data() -> dict[str, Any]:
