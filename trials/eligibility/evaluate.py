@@ -19,7 +19,6 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cache
 from typing import Any
 
 from trials.eligibility import constraints as c
@@ -29,7 +28,6 @@ from trials.eligibility.geo import EARTH_MEAN_RADIUS_KM
 from trials.eligibility.units import Analyte
 from trials.eligibility.vocabulary import (
     ADENOCARCINOMA_FAMILY,
-    CANCER_SITE_ADJECTIVES,
     CANCER_SITE_LABELS,
     CATEGORY_RANKS,
     GEJ_NEIGHBOURS,
@@ -277,17 +275,6 @@ class Prefilter:
 _PASSED = Prefilter(True)
 
 
-@cache
-def _site_prefilter(site: CancerSite, sites: frozenset[CancerSite]) -> Prefilter:
-    """May a patient with this primary site (not among ``sites``) enter a trial for these
-    sites? A junction tumour may enter gastric and oesophageal trials. The pairs are few:
-    each is worked out once."""
-    if site is CancerSite.GEJ and not sites.isdisjoint(GEJ_NEIGHBOURS):
-        return _PASSED
-    named = " / ".join(CANCER_SITE_ADJECTIVES[x] for x in CancerSite if x in sites)
-    return Prefilter(False, f"trial for {named} cancer; primary {CANCER_SITE_LABELS[site]}")
-
-
 # --- The evaluator ---------------------------------------------------------------------------
 
 _CLEAN_UP = {"<=": "≤", ">=": "≥"}
@@ -426,7 +413,7 @@ class PatientEvaluator:
         sites = trial.cancer_sites
         if site is None or not sites or site in sites:
             return False
-        return not _site_prefilter(site, sites).passed
+        return not (site is CancerSite.GEJ and not sites.isdisjoint(GEJ_NEIGHBOURS))
 
     def screen(self, trial: TrialRules) -> Prefilter:
         """The registry's own sex and age limits, checked before the criteria are read; for

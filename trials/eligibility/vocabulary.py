@@ -22,13 +22,7 @@ CANCER_SITE_LABELS = {
     CancerSite.ESOPHAGUS: "esophagus",
     CancerSite.OTHER: "other site",
 }
-# How a trial for a site is named: "a trial for oesophageal cancer".
-CANCER_SITE_ADJECTIVES = {
-    CancerSite.STOMACH: "gastric",
-    CancerSite.GEJ: "GEJ",
-    CancerSite.ESOPHAGUS: "oesophageal",
-    CancerSite.OTHER: "other",
-}
+
 # Primary sites beyond the upper GI tract that criteria name (the trial is for another
 # cancer, or names it beside ours), by the ICD-10 codes of a patient's primary: a patient of
 # another site is told apart by the code alone (``PatientFacts.primary_site_code``).
