@@ -29,7 +29,7 @@ from patients.facts import patient_facts, with_facts
 from patients.models import FlagEvent, Match, Patient
 from trials.eligibility import constraints as c
 from trials.eligibility.classify import trial_cancer_sites
-from trials.eligibility.coverage import reading_review
+from trials.eligibility.coverage import deciding_parts, reading_review
 from trials.eligibility.evaluate import (
     MatchResult,
     PatientEvaluator,
@@ -144,6 +144,7 @@ class TrialRulesCache:
                 "correction_note",
                 "reading_gaps",
                 "reading_marks",
+                "reading_parts",
             )
         )
         for (
@@ -160,6 +161,7 @@ class TrialRulesCache:
             note,
             gaps,
             marks,
+            parts,
         ) in rows.iterator(chunk_size=5000):
             effective = corrected if corrected is not None else constraints
             if header and not effective:
@@ -168,6 +170,7 @@ class TrialRulesCache:
             # A coordinator's correction (or a note saying the reading is right) is a
             # reviewed reading: it decides whatever the engine could not explain.
             review, decides = ("", "") if curated else reading_review(kind, gaps or [], marks or [])
+            deciding = () if curated else deciding_parts(gaps or [], marks or [], parts or [])
             rules[trial_id].append(
                 self._interner.rule(
                     position,
@@ -177,6 +180,7 @@ class TrialRulesCache:
                     corrected_join or join,
                     review,
                     decides=decides,
+                    parts=deciding,
                 )
             )
         sites: dict[int, list[SitePoint]] = {pk: [] for pk in pks}

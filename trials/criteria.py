@@ -176,6 +176,7 @@ def _row(trial: Trial, criterion: ParsedCriterion) -> Criterion:
         join=criterion.join,
         reading_gaps=list(criterion.gaps),
         reading_marks=list(criterion.marks),
+        reading_parts=list(criterion.parts),
     )
 
 

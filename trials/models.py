@@ -190,6 +190,9 @@ class Criterion(models.Model):
     # never decides (unknown, "reading incomplete: ..."), until a coordinator corrects it.
     reading_gaps = models.JSONField(default=list, blank=True)
     reading_marks = models.JSONField(default=list, blank=True)
+    # The constraints (indexes) read in full beside the gaps: each may still decide alone
+    # (an inclusion's requirement not met, an exclusion's alternative present).
+    reading_parts = models.JSONField(default=list, blank=True)
     # A coordinator's correction: empty fields keep the engine's reading.
     corrected_category = models.CharField(max_length=20, choices=Category.choices, blank=True)
     corrected_constraints = models.JSONField(null=True, blank=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from trials.eligibility.constraints import PrimarySite
 from trials.eligibility.evaluate import Outcome, PatientEvaluator
 from trials.eligibility.facts import (
     Comorbidity,
@@ -138,7 +139,8 @@ def test_a_reading_that_explains_every_word_is_complete(text: str, kind: str) ->
         ),
         # Alternatives not read, in an inclusion.
         (
-            "Pathologically documented breast cancer that is unresectable or metastatic.",
+            "Histologically or cytologically confirmed, locally advanced or metastatic solid "
+            "tumor, refractory to standard therapy or no standard therapy available.",
             "inclusion",
             "or",
         ),
@@ -194,6 +196,180 @@ def test_an_exclusions_unread_alternative_decides_only_where_the_concept_is_pres
     )
     assert outcome(criterion, operated)[0] is Outcome.MET  # the part read already excludes
     assert outcome(criterion)[0] is Outcome.UNKNOWN  # the injury may still have happened
+
+
+def _since(days: int) -> datetime.date:
+    return ON - datetime.timedelta(days=days)
+
+
+RECTAL_IV = dataclasses.replace(
+    BASE,
+    primary_site=CancerSite.OTHER,
+    primary_site_code="C20",
+    clinical={"T": Staging("T3"), "N": Staging("N1"), "M": Staging("M1"), "stage": Staging("IV")},
+)
+BREAST = dataclasses.replace(
+    BASE, sex="female", primary_site=CancerSite.OTHER, primary_site_code="C50.9"
+)
+
+
+@dataclass(frozen=True)
+class Part:
+    text: str
+    kind: str
+    facts: PatientFacts
+    expected: Outcome  # the criterion's outcome for that patient
+    why: str
+
+
+# A constraint read in full beside words not understood: where it settles the criterion by
+# itself it decides; where the words not understood could matter it does not.
+PARTS = [
+    Part(
+        "Pathologically documented breast cancer that is unresectable or metastatic.",
+        "inclusion",
+        BASE,
+        Outcome.NOT_MET,
+        "the site is read in full: a gastric cancer is not a breast cancer, whatever the extent",
+    ),
+    Part(
+        "Pathologically documented breast cancer that is unresectable or metastatic.",
+        "inclusion",
+        BREAST,
+        Outcome.UNKNOWN,
+        "resectable but perhaps metastatic: the extent's alternative was not read",
+    ),
+    Part(
+        "Patients aged >= 18 years at the time of diagnosis with locally advanced unresectable "
+        "or metastatic GC/GEJC",
+        "inclusion",
+        dataclasses.replace(BASE, primary_site=CancerSite.OTHER, primary_site_code="C18.7"),
+        Outcome.NOT_MET,
+        "the disease is read in full beside the extent's alternative",
+    ),
+    Part(
+        "Patients aged >= 18 years at the time of diagnosis with locally advanced unresectable "
+        "or metastatic GC/GEJC",
+        "inclusion",
+        BASE,
+        Outcome.UNKNOWN,
+        "resectable, but the alternative 'metastatic' was not read",
+    ),
+    Part(
+        "New York Heart Association Class III or IV, cardiac disease, myocardial infarction "
+        "within the past 6 months, unstable arrhythmia",
+        "exclusion",
+        dataclasses.replace(
+            BASE,
+            comorbidities=(Comorbidity(ComorbidityKind.MYOCARDIAL_INFARCTION, onset=_since(90)),),
+        ),
+        Outcome.MET,
+        "one element of an exclusion's list read in full and present excludes",
+    ),
+    Part(
+        "New York Heart Association Class III or IV, cardiac disease, myocardial infarction "
+        "within the past 6 months, unstable arrhythmia",
+        "exclusion",
+        dataclasses.replace(
+            BASE, comorbidities=(Comorbidity(ComorbidityKind.ARRHYTHMIA, onset=_since(30)),)
+        ),
+        Outcome.UNKNOWN,
+        "an arrhythmia, stable or not: 'unstable' was not read",
+    ),
+    Part(
+        "Have a history of immunodeficiency, including HIV positive or other acquired or "
+        "congenital immunodeficiency diseases, or a history of organ transplantation.",
+        "exclusion",
+        dataclasses.replace(BASE, comorbidities=(Comorbidity(ComorbidityKind.HIV),)),
+        Outcome.MET,
+        "HIV is named in full; the wider 'immunodeficiency' only adds to what excludes",
+    ),
+    Part(
+        "Clinical evidence of deep vein thrombosis (DVT), pulmonary embolism (PE) or other "
+        "known thromboembolic (TE) event present during the screening period;",
+        "exclusion",
+        dataclasses.replace(
+            BASE,
+            comorbidities=(
+                Comorbidity(ComorbidityKind.VENOUS_THROMBOEMBOLISM, onset=_since(5 * 365)),
+            ),
+        ),
+        Outcome.UNKNOWN,
+        "words after a list's last concept may govern every element: a DVT years ago",
+    ),
+    Part(
+        "Patients with stage I or IV cancer of the rectum.",
+        "exclusion",
+        RECTAL_IV,
+        Outcome.MET,
+        "the disease named as a noun phrase is read with the stage",
+    ),
+    Part(
+        "Patients with stage I or IV cancer of the rectum.",
+        "exclusion",
+        dataclasses.replace(RECTAL_IV, primary_site=CancerSite.STOMACH, primary_site_code="C16.9"),
+        Outcome.NOT_MET,
+        "a stage IV gastric cancer is not a stage IV rectal cancer",
+    ),
+    Part(
+        "All patients must have histologically confirmed urothelial cancer of the bladder "
+        "within 60 days prior to registration",
+        "inclusion",
+        BASE,
+        Outcome.NOT_MET,
+        "a window not read only narrows: the disease is absent",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", PARTS, ids=lambda case: case.why)
+def test_a_constraint_read_in_full_decides_on_its_own(case: Part) -> None:
+    criterion = read(case.text, case.kind)
+    found, reason = outcome(criterion, case.facts)
+    assert found is case.expected, (criterion.gaps, criterion.parts, reason)
+    if criterion.gaps and found is not Outcome.UNKNOWN:
+        assert "decided on the words read" in reason
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "site"),
+    [
+        (
+            "Patient with HER2-negative breast carcinoma: IHC score 0, 1+ or 2+",
+            "inclusion",
+            "breast",
+        ),
+        ("Patients with stage I or IV cancer of the rectum.", "exclusion", "rectum"),
+        ("Neuroendocrine tumors of the pancreas", "exclusion", "pancreas"),
+        (
+            "Locally advanced or metastatic NSCLC not amenable to curative surgery",
+            "inclusion",
+            "lung",
+        ),
+        # Not the patient's disease: a reference, a treatment's object, another cancer, cases.
+        (
+            "Clinical stage cT1N1-2M0, according to the AJCC TNM classification for Esophageal "
+            "Cancer",
+            "inclusion",
+            None,
+        ),
+        ("Previous radiotherapy for rectal cancer", "exclusion", None),
+        ("History of breast cancer", "exclusion", None),
+        ("Age, race, and sex-matched to qualified pancreatic cancer cases", "inclusion", None),
+        ("Unfit for gastric cancer surgery", "exclusion", None),
+    ],
+)
+def test_the_disease_named_as_a_noun_phrase_is_read_as_the_primary_site(
+    text: str, kind: str, site: str | None
+) -> None:
+    criterion = read(text, kind)
+    sites = [code for x in criterion.constraints if isinstance(x, PrimarySite) for code in x.any_of]
+    assert sites == ([site] if site else []), criterion.constraints
+
+
+def test_a_disease_label_in_capitals_is_not_a_requirement() -> None:
+    parsed = parse_eligibility("Inclusion Criteria:\n\n* OVARIAN CANCER\n")
+    assert not [x for x in parsed.criteria if x.origin == "text" and x.constraints]
 
 
 def test_a_plausibility_correction_is_marked_and_does_not_decide() -> None:
@@ -255,7 +431,56 @@ class Kept:
     outcome: Outcome
 
 
+def _tnm(t: str, n: str, m: str) -> PatientFacts:
+    return dataclasses.replace(BASE, clinical={"T": Staging(t), "N": Staging(n), "M": Staging(m)})
+
+
 KEPT = [
+    # The M status set apart by a comma holds for both alternatives, in a parenthesis too.
+    Kept(
+        "Histologically confirmed locally advanced gastric adenocarcinoma (cT3-4 or N+, M0)",
+        "inclusion",
+        _tnm("T3", "N0", "M0"),
+        Outcome.MET,
+    ),
+    Kept(
+        "Gastric adenocarcinoma, cT3-4 or N+, M0", "inclusion", _tnm("T2", "N1", "M0"), Outcome.MET
+    ),
+    Kept(
+        "Gastric adenocarcinoma, cT3-4 or N+, M0",
+        "inclusion",
+        _tnm("T3", "N1", "M1"),
+        Outcome.NOT_MET,
+    ),
+    # "Locally advanced": beyond early, not metastatic; "... or metastatic": not early.
+    Kept(
+        "locally advanced Gastric Cancer or Gastroesophageal Junction Cancer confirmed by "
+        "investigator.",
+        "inclusion",
+        _tnm("T1", "N0", "M0"),
+        Outcome.NOT_MET,
+    ),
+    Kept(
+        "locally advanced Gastric Cancer or Gastroesophageal Junction Cancer confirmed by "
+        "investigator.",
+        "inclusion",
+        _tnm("T3", "N1", "M1"),
+        Outcome.NOT_MET,
+    ),
+    Kept(
+        "Locally advanced or metastatic gastric adenocarcinoma",
+        "inclusion",
+        _tnm("T2", "N0", "M1"),
+        Outcome.MET,
+    ),
+    # Beside a resectability word the extent is the resectability reader's.
+    Kept(
+        "Adults with histologically documented unresectable, locally advanced or metastatic "
+        "gastric or gastroesophageal junction cancer not amenable to curative therapy",
+        "inclusion",
+        _tnm("T3", "N1", "M0"),
+        Outcome.NOT_MET,
+    ),
     # T / N alternatives: cT2 N2 meets the second branch.
     Kept(
         "T3/4 N any or T 1/2 N 2/3",

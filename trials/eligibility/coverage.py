@@ -30,6 +30,7 @@ from trials.eligibility.structure import (
     Structure,
     parse_structure,
     reading_data,
+    sentence_spans,
     timing_spans,
 )
 
@@ -139,6 +140,13 @@ class Coverage:
     """The words of a criterion its reading did not account for (empty: a complete one)."""
 
     gaps: tuple[str, ...] = ()
+    # The constraints (their indexes) whose own words are all accounted for, when the
+    # criterion's gaps lie beside other constraints only: each may decide on its own
+    # ("breast cancer that is unresectable or metastatic": the site, whatever the extent).
+    parts: tuple[int, ...] = ()
+    # An exclusion's constraints each in an element of their own of one list ("thyroid
+    # disorders, diabetes, ..., pregnant"): alternatives, whatever the readers joined.
+    alternatives: bool = False
 
     @property
     def complete(self) -> bool:
@@ -263,13 +271,14 @@ def coverage(
     owner: list[set[int] | None] = [None] * len(tokens)  # which constraints account for it
     neutral = [False] * len(tokens)
     concept = [False] * len(tokens)  # a word naming a concept read (not a generic word)
+    named = [False] * len(tokens)  # ... or a code or number of one: where a constraint stands
 
     def mark_span(start: int, end: int, index: int) -> None:
         position = bisect.bisect_left(starts, start)
         while position < len(tokens) and tokens[position][1] <= end + 1:
             owner[position] = (owner[position] or set()) | {index}
             if index != _READ:
-                concept[position] = True
+                concept[position] = named[position] = True
             position += 1
 
     for start, end in consumed:
@@ -300,9 +309,11 @@ def coverage(
                 if constraint.within_years:
                     vocabulary = vocabulary | _words("remission")
             for position, (_, _, word) in enumerate(tokens):
-                if (
+                if _typed_token(constraint, word):
+                    owner[position] = (owner[position] or set()) | {index}
+                    named[position] = True
+                elif (
                     _known(word, vocabulary)
-                    or _typed_token(constraint, word)
                     or (word in _SYSTEMIC_WORDS and getattr(constraint, "systemic_treatment", None))
                     or (word in _ACTIVE_WORDS and getattr(constraint, "active", None))
                 ):
@@ -322,6 +333,7 @@ def coverage(
             neutral[position] = True
         elif _NUMBER.match(word) and _number_values(word) & own_numbers:
             values = _number_values(word)
+            named[position] = True
             owner[position] = {
                 i
                 for i, x in enumerate(constraints)
@@ -410,6 +422,8 @@ def coverage(
     # "or" between words of different constraints joined as all-of is not understood.
     alternative = [False] * len(tokens)
     alternatives: list[str] = []
+    beside: list[tuple[int, set[int] | None]] = []  # each alternative: its "or", the side read
+    qualifier_or: dict[int, set[int]] = {}  # an "or" between a constraint and a qualifier
     for position, (_, _, word) in enumerate(tokens):
         if word not in _OR_WORDS or join == "any":
             if word in _OR_WORDS:
@@ -440,11 +454,38 @@ def coverage(
                 ):
                     alternative[index] = True
                 alternatives.append(f"or: {' '.join(words)}")
+                read_side = right if left == "unread" else left
+                beside.append((position, read_side if isinstance(read_side, set) else None))
                 neutral[position] = True
+            elif isinstance(left, set) or isinstance(right, set):
+                # "unresectable or metastatic GC": an alternative of the constraint read
+                # beside it, qualifying the concept after it; not of the whole criterion.
+                read_side = (left if isinstance(left, set) else right) - {_READ}
+                for index in (position, *(left_run if left == "unread" else right_run)):
+                    qualifier_or[index] = read_side
             continue
         if not left or not right or left & right or _related(constraints, left, right):
             neutral[position] = True
 
+    # Where each constraint stands: its concept words, codes and numbers, and the words of
+    # its vocabulary no other constraint shares ("pregnant").
+    neutral_words = _words("neutral")
+    standing = [
+        o
+        if n
+        or (
+            o
+            and len(o - {_READ}) == 1
+            and constraints[next(iter(o - {_READ}))].type in _NAMED_BY_VOCABULARY
+            and len(word) > 3
+            and word not in neutral_words
+        )
+        else None
+        for o, n, (_, _, word) in zip(owner, named, tokens, strict=True)
+    ]
+    places = _Places(text, tokens, standing, kind)
+    unplaced = bool(whole_gaps)  # a clause not understood is part of every constraint
+    windows = _window_spans(text)
     for position, (start, end, word) in enumerate(tokens):
         if owner[position] or neutral[position] or alternative[position]:
             continue
@@ -452,10 +493,210 @@ def coverage(
             continue  # its clause is already a gap as a whole
         if len(word) == 1 and not word.isdigit():
             continue
+        window = next(((a, b) for a, b in windows if a <= start < b), None)
+        if window:
+            # A time window the reading does not hold ("diagnosed within 60 days prior"):
+            # one gap that can only narrow the concept beside it.
+            gaps.append("window: " + " ".join(text[window[0] : window[1]].lower().split()))
+            if not unplaced:
+                unplaced = places.attach(position)
+            continue
         slashed = (start > 0 and text[start - 1] == "/") or text[end : end + 1] == "/"
         gaps.append(f"/{word}" if slashed else word)
+        if position in qualifier_or:
+            # In an exclusion the constraint read excludes whatever its alternative means;
+            # the alternative's words qualify the concept after them.
+            if unplaced or (kind == "exclusion" and word in _OR_WORDS):
+                continue
+            if kind == "exclusion":
+                unplaced = places.attach(position)
+            else:
+                unplaced = places.attach_alternative(position, qualifier_or[position], own=True)
+        elif (
+            word in _OR_WORDS
+            or word in _words("negation")
+            or word in _SUBJECT_CHANGERS
+            or (slashed and kind == "inclusion")
+        ):
+            unplaced = True
+        elif not unplaced:
+            unplaced = places.attach(position)
+    for position, read_side in beside:
+        if not unplaced:
+            unplaced = places.attach_alternative(position, read_side)
     gaps.extend(alternatives)
-    return Coverage(tuple(dict.fromkeys(gaps)))
+    parts: tuple[int, ...] = ()
+    if gaps and not unplaced:
+        parts = places.parts(constraints)
+    separate = kind == "exclusion" and join == "all" and places.separate(constraints)
+    return Coverage(tuple(dict.fromkeys(gaps)), parts, separate)
+
+
+# Where one list element ends: top-level ";", "," (not a thousands comma), ":", a sentence's
+# end and a numbered item ("(2)", "3)").
+_ELEMENT_BREAK = re.compile(r";|,(?!\d{3}(?!\d))|:(?=\s)|\.(?=\s|$)|\n|(?<![\w(])\(?\d\)\s")
+# An element that only says more of the one before ("..., defined as ...").
+_ELABORATION = re.compile(
+    r"^\W*(?:defined|i\.?e|e\.?g|such|including|includes|which|that|who|whose|with|without|"
+    r"requiring|as|in|of|for|due|by|at|on|per|according|especially|particularly)\b",
+    re.I,
+)
+# Constraints the readers name by words of their type only ("pregnant", "ECOG").
+_NAMED_BY_VOCABULARY = frozenset(
+    {"pregnancy", "age", "sex", "ecog", "karnofsky", "surgery", "resectable"}
+)
+# The disease and the person: they qualify the rest, never an alternative to it.
+_TOGETHER = frozenset({"primary_site", "histology", "age", "sex", "stage"})
+_JOINED = re.compile(r"^\W*(?:or|and|and/or|nor)\b", re.I)
+
+
+class _Places:
+    """Which constraint each word not understood stands beside.
+
+    A gap belongs to the nearest constraint of its list element ("unstable arrhythmia":
+    the arrhythmia); an exclusion's element read by nothing is one more alternative of its
+    list; an inclusion's, and anything else that cannot be placed, belongs to every
+    constraint of its sentence. A constraint no gap stands beside is read in full."""
+
+    def __init__(
+        self,
+        text: str,
+        tokens: list[tuple[int, int, str]],
+        owner: list[set[int] | None],
+        kind: str,
+    ) -> None:
+        self.text, self.tokens, self.kind = text, tokens, kind
+        self.owners = [frozenset((found or set()) - {_READ}) for found in owner]
+        sentence_starts = [a for a, _ in sentence_spans(text)] or [0]
+        breaks = [0]
+        depth = 0
+        for index, char in enumerate(text):
+            if char == "(":
+                depth += 1
+            elif char == ")":
+                depth = max(0, depth - 1)
+            if depth == 0 and _ELEMENT_BREAK.match(text, index):
+                breaks.append(index + 1)
+        breaks = sorted({*breaks, *sentence_starts})
+        self.breaks = breaks
+        self.element = [bisect.bisect_right(breaks, a) - 1 for a, _, _ in tokens]
+        self.sentence = [bisect.bisect_right(sentence_starts, a) - 1 for a, _, _ in tokens]
+        self.dirty: set[int] = set()  # constraints a gap stands beside
+        self.dirty_at: set[tuple[int, int]] = set()  # ... in one list element
+
+    def _in(self, index: list[int], value: int) -> list[int]:
+        return [p for p, v in enumerate(index) if v == value]
+
+    def _owners(self, positions: Iterable[int]) -> set[int]:
+        return {i for p in positions for i in self.owners[p]}
+
+    def attach(self, position: int) -> bool:
+        """Place one gap word; True when it cannot be placed (it is part of everything)."""
+        element = self._in(self.element, self.element[position])
+        owned = [p for p in element if self.owners[p]]
+        if owned:
+            sentence = self._in(self.sentence, self.sentence[position])
+            elements = sorted({self.element[p] for p in sentence})
+            here = self.element[position]
+            if len(elements) > 1 and (
+                (here == elements[-1] and position > max(owned))
+                or (here == elements[0] and position < min(owned))
+            ):
+                # Before a list's first concept or after its last ("DVT, PE or other events
+                # present during the screening period"): it may qualify every element.
+                self.dirty |= self._owners(sentence)
+                return False
+            # The nearest constraint; on a tie the one after (a qualifier precedes its noun).
+            nearest = min(owned, key=lambda p: (abs(p - position), p < position))
+            self.dirty_at |= {(i, self.element[position]) for i in self.owners[nearest]}
+            return False
+        sentence = self._in(self.sentence, self.sentence[position])
+        elements = sorted({self.element[p] for p in sentence})
+        here = self.element[position]
+        start = self.breaks[here]
+        words = self.text[start : start + 80]
+        alternative = len(elements) >= 3 or _JOINED.match(words)
+        if self.kind == "exclusion" and not _ELABORATION.match(words) and alternative:
+            return False  # one more alternative of an exclusion's list
+        if self.kind == "exclusion":
+            # It says more of its neighbour: the element before, or else the one after.
+            before = [e for e in elements if e < here and self._owners(self._in(self.element, e))]
+            after = [e for e in elements if e > here and self._owners(self._in(self.element, e))]
+            chosen = before[-1:] or after[:1]
+            if chosen:
+                self.dirty |= self._owners(self._in(self.element, chosen[0]))
+                return False
+            return True
+        found = self._owners(sentence)
+        if not found:
+            return True
+        self.dirty |= found
+        return False
+
+    def attach_alternative(
+        self, position: int, read_side: set[int] | None, *, own: bool = False
+    ) -> bool:
+        """An alternative not read ("or: ..."): in an exclusion it excludes on its own, so it
+        takes nothing from the rest; in an inclusion it widens the constraint it stands
+        beside, and a whole list when it ends one ("A, B or C"). ``own``: an alternative of
+        that one constraint's value ("unresectable or metastatic"), in either kind."""
+        if self.kind == "exclusion" and not own:
+            return False
+        if not read_side:
+            return True
+        self.dirty |= read_side - {_READ}
+        sentence = self._in(self.sentence, self.sentence[position])
+        if len({self.element[p] for p in sentence}) > 1:
+            self.dirty |= self._owners(sentence)
+        return False
+
+    def separate(self, constraints: Sequence[c.Constraint]) -> bool:
+        """Does each constraint stand in list elements of its own, all in one sentence?"""
+        if len(constraints) < 2 or any(x.type in _TOGETHER for x in constraints):
+            return False
+        standing: dict[int, set[int]] = {}
+        sentences = set()
+        for p, found in enumerate(self.owners):
+            for i in found:
+                standing.setdefault(i, set()).add(self.element[p])
+                sentences.add(self.sentence[p])
+        if len(standing) < len(constraints) or len(sentences) != 1:
+            return False
+        seen: set[int] = set()
+        for elements in standing.values():
+            if elements & seen:
+                return False
+            seen |= elements
+        return True
+
+    def parts(self, constraints: Sequence[c.Constraint]) -> tuple[int, ...]:
+        """The constraints no gap stands beside. In an exclusion, one element naming a
+        constraint with no gap beside it is enough: each element is an alternative that
+        excludes on its own ("interstitial lung disease, drug-induced pneumonitis, ...")."""
+        at = {(i, self.element[p]) for p, found in enumerate(self.owners) for i in found}
+        owned = {i for i, _ in at}
+        dirty = set(self.dirty)
+        for i in owned:
+            elements = {e for j, e in at if j == i}
+            gapped = {e for j, e in self.dirty_at if j == i}
+            if gapped and (self.kind == "inclusion" or not elements - gapped):
+                dirty.add(i)
+        # Limits of one analyte stand or fall together ("<= 3 x ULN, or <= 5 x ULN if ...").
+        spread = True
+        while spread:
+            spread = False
+            for i in range(len(constraints)):
+                for j in range(len(constraints)):
+                    if i in dirty and j not in dirty and _related(constraints, {i}, {j}):
+                        dirty.add(j)
+                        spread = True
+        return tuple(i for i in range(len(constraints)) if i in owned and i not in dirty)
+
+
+def _window_spans(text: str) -> list[tuple[int, int]]:
+    from trials.eligibility.extract import WINDOW
+
+    return [(m.start(), m.end()) for m in WINDOW.finditer(text)]
 
 
 def _unread_run(
@@ -556,6 +797,11 @@ _SUBJECT_CHANGERS = frozenset(
         "post",
         "due",
         "caused",
+        "matched",
+        "age-matched",
+        "sex-matched",
+        "cases",
+        "controls",
     ]
 )
 
@@ -576,6 +822,8 @@ def decides_only_absent(gaps: Sequence[str], kind: str) -> bool:
         role, _, marker = gap.partition(": ")
         if marker:
             if kind == "exclusion" and role in ("exception", "condition", "allowance"):
+                continue
+            if role == "window":
                 continue
             return False
         if gap.startswith(("/", "or: ")) or gap in _OR_WORDS or gap in _words("negation"):
@@ -772,9 +1020,11 @@ def _concept_spans(text: str, constraint: c.Constraint) -> Iterable[tuple[int, i
     if isinstance(constraint, c.Surgery | c.PriorTherapy | c.Resectable):
         # "without a remnant cancer (R0)": a complete resection, not a negation.
         yield from ((m.start(), m.end()) for m in _R0.finditer(text))
-    if isinstance(constraint, c.Stage) and constraint.category == "N":
-        from trials.eligibility.extract import NODES_INVOLVED
+    if isinstance(constraint, c.Stage):
+        from trials.eligibility.extract import LOCALLY_ADVANCED, NODES_INVOLVED
 
+        yield from ((m.start(), m.end()) for m in LOCALLY_ADVANCED.finditer(text))
+    if isinstance(constraint, c.Stage) and constraint.category == "N":
         yield from ((m.start(), m.end()) for m in NODES_INVOLVED.finditer(text))
     elif isinstance(constraint, c.Lab):
         yield from _group_spans(text, "analytes", {constraint.analyte})
@@ -883,11 +1133,19 @@ def reading_review(kind: str, gaps: Sequence[str], marks: Sequence[str]) -> tupl
     return note, ""
 
 
+def deciding_parts(
+    gaps: Sequence[str], marks: Sequence[str], parts: Sequence[int]
+) -> tuple[int, ...]:
+    """The constraints that may decide on their own: only beside gaps, never with a mark."""
+    return tuple(parts) if gaps and not marks else ()
+
+
 __all__ = [
     "Coverage",
     "coverage",
     "decides_only_absent",
     "decides_only_present",
+    "deciding_parts",
     "reading_review",
     "review_note",
 ]

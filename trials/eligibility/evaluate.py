@@ -89,6 +89,10 @@ class Rule:
     # "present" (an exclusion's alternatives it did not read: the part read already excludes).
     review: str = ""
     decides: str = ""
+    # The constraints read in full on their own, though other words of the criterion were
+    # not understood: where one of them settles the criterion by itself (an inclusion's
+    # requirement not met, an exclusion's alternative present), it decides.
+    parts: tuple[int, ...] = ()
 
 
 class RuleInterner:
@@ -107,8 +111,9 @@ class RuleInterner:
         join: str,
         review: str = "",
         decides: str = "",
+        parts: tuple[int, ...] = (),
     ) -> Rule:
-        key = (kind, constraints, join, review, decides)
+        key = (kind, constraints, join, review, decides, parts)
         known = self._known.get(key)
         if known is None:
             # One object per distinct constraint: lookups by it then stop at identity.
@@ -124,6 +129,7 @@ class RuleInterner:
             signature=known[0],
             review=review,
             decides=decides,
+            parts=parts,
         )
 
 
@@ -565,7 +571,7 @@ class PatientEvaluator:
         key: Any = (
             rule.signature
             if rule.signature >= 0
-            else (rule.kind, rule.constraints, rule.join, rule.review, rule.decides)
+            else (rule.kind, rule.constraints, rule.join, rule.review, rule.decides, rule.parts)
         )
         known = self._answers.get(key)
         if known is not None:
@@ -578,6 +584,15 @@ class PatientEvaluator:
                 narrowed, why, _ = self._combine(rule.constraints, rule.join, settled=rule.decides)
                 if narrowed is not Outcome.UNKNOWN:
                     outcome, reason = narrowed, f"{why} (decided on the words read; {rule.review})"
+                    known = _answer(rule.kind, outcome, reason, (), True)
+                    self._answers[key] = known
+                    return known
+            if rule.review and rule.parts:
+                settled = self._settled_by_parts(rule)
+                if settled is not None:
+                    why = settled.reason
+                    outcome = Outcome.MET if settled.holds else Outcome.NOT_MET
+                    reason = f"{why} (decided on the words read; {rule.review})"
                     known = _answer(rule.kind, outcome, reason, (), True)
                     self._answers[key] = known
                     return known
@@ -636,6 +651,38 @@ class PatientEvaluator:
             else Outcome.NOT_MET
         )
         return outcome, combined.reason, combined.missing
+
+    def _settled_by_parts(self, rule: Rule) -> Check | None:
+        """What the constraints read in full settle alone, or None. An all-of fails when
+        one of them fails, and holds when every constraint is read in full and holds; an
+        any-of holds when one of them holds (its always-together constraints, the disease
+        and the person, read in full and holding too), and fails when every constraint is
+        read in full and fails."""
+        count = len(rule.constraints)
+        parts = tuple(rule.constraints[i] for i in rule.parts if i < count)
+        every = len(parts) == count
+        if rule.join == "any":
+            together = [x for x in rule.constraints if x.type in _ALWAYS_TOGETHER]
+            if together and len(together) < count:
+                alternatives = [x for x in parts if x.type not in _ALWAYS_TOGETHER]
+                checks = [self.check(x) for x in together if x in parts]
+                failed = next((x for x in checks if x.holds is False), None)
+                if failed is not None:
+                    return failed
+                if len(checks) < len(together) or any(not x.holds for x in checks):
+                    return None
+            else:
+                alternatives = list(parts)
+            found = [self.check(y, alternative=True) for y in alternatives]
+            held = next((x for x in found if x.holds), None)
+            if held is not None or not every:
+                return held
+            return _any(found) if found and all(x.holds is False for x in found) else None
+        checks = self._checks_all(parts)
+        failed = next((x for x in checks if x.holds is False), None)
+        if failed is not None or not every:
+            return failed
+        return _all(checks) if checks and all(x.holds for x in checks) else None
 
     def _checks_all(self, constraints: tuple[c.Constraint, ...]) -> list[Check]:
         """Each constraint's check; a conditional limit ("<= 5 x ULN if liver metastases")

@@ -52,6 +52,7 @@ class Extraction:
     join: str = "all"  # "any" when the constraints are alternatives
     found_at: list[int] = field(default_factory=list)  # where each constraint was read
     gaps: tuple[str, ...] = ()  # meaning-bearing words the constraints do not account for
+    parts: tuple[int, ...] = ()  # constraints read in full beside the gaps (``Coverage.parts``)
     marks: tuple[str, ...] = ()  # review marks: readings resting on a plausibility correction
     spans: tuple[tuple[int, int], ...] = ()  # text the readers consumed (labs), for coverage
 
@@ -289,7 +290,7 @@ _CLAUSE_BREAK = re.compile(
     r"[.;:]|\b(?:but|except|however|unless|other\s+than|who|which|whose)\b", re.IGNORECASE
 )
 _UNITS_DAYS = {"day": 1, "week": 7, "month": 30, "year": 365}
-_WINDOW = re.compile(
+WINDOW = re.compile(
     r"(?:within|in|during|over|<=?|for)\s+(?:the\s+)?(?:(?:past|last|previous|prior|recent|"
     r"preceding)\s+)?(?P<n>\d+(?:\.\d+)?|one|two|three|four|five|six|twelve)\s*"
     r"(?P<unit>day|week|month|year)s?|"
@@ -320,7 +321,7 @@ def negated(text: str, start: int, end: int) -> bool:
 
 def window_days(text: str) -> int | None:
     """The first time window stated ("within 28 days", "in the past 2 years") in days."""
-    match = _WINDOW.search(text)
+    match = WINDOW.search(text)
     if not match:
         return None
     number = match.group("n") or match.group("n2")
@@ -544,11 +545,13 @@ def extract_stage(text: str) -> list[tuple[int, c.Constraint]]:
     is one any-of of two all-of groups, never five conditions at once.
     """
     if not _mentions(text, _STAGE_WORDS):
-        return []
+        return _locally_advanced(text)
     if re.search(r"\b(?:thyro\w*|triiodothyronine|hormone)\b", text, re.I):
         return []
     text = _stage_slips(text)
     mentions = _stage_mentions(text)
+    if not mentions:
+        return _locally_advanced(text)
     if len(mentions) < 2:
         return mentions
     combined = _coordinate(text, mentions, 0, len(text))
@@ -558,6 +561,46 @@ def extract_stage(text: str) -> list[tuple[int, c.Constraint]]:
     if isinstance(combined, c.AllOf):
         return [(position, item) for item in combined.items]
     return [(position, combined)]
+
+
+# "Locally advanced": beyond an early cancer (T2 or deeper, or nodes involved) and not
+# metastatic; "locally advanced or metastatic": anything but an early cancer.
+LOCALLY_ADVANCED = re.compile(
+    r"(?:\bmetastatic\s+(?:and/or|or)\s+)?\blocally[\s-]+advanced\b"
+    r"(?:(?:\s+[\w-]+){0,3}?\s*(?:,\s*)?(?:and/or|or)\s+metastatic\b)?",
+    re.I,
+)
+_OTHER_ALTERNATIVE = re.compile(
+    r"[^,;.()]{0,40}?\b(?:or|and/or)\s+(?:[\w-]+\s+)?(?:recurrent|relapsed|unresectable|"
+    r"resectable|inoperable|operable|advanced|localized|localised|early|persistent|progressive)",
+    re.I,
+)
+_NOT_EARLY = (c.Stage(category="T", min="T2"), c.Stage(category="N", min="N1"))
+
+
+def _locally_advanced(text: str) -> list[tuple[int, c.Constraint]]:
+    matches = list(LOCALLY_ADVANCED.finditer(text))
+    if len(matches) != 1:
+        return []
+    match = matches[0]
+    around = text[max(0, match.start() - 30) : match.end() + 30]
+    if re.search(
+        r"\b(?:un|non-?)resectable|\binoperable|\bnot\s+(?:amenable|suitable)", around, re.I
+    ):
+        return []  # "unresectable, locally advanced or metastatic": the extent is read as such
+    either = "metastatic" in match.group(0).lower()
+    if not either and (
+        _OTHER_ALTERNATIVE.match(text[match.end() :])
+        or re.search(r"\b(?:or|and/or)\s+$", text[: match.start()], re.I)
+    ):
+        return []  # "locally advanced or recurrent": an alternative not read
+    if either:
+        not_early = c.AnyOf(items=(*_NOT_EARLY, c.Stage(category="M", any_of=("M1",))))
+        return [(match.start(), not_early)]
+    return [
+        (match.start(), c.Stage(category="M", any_of=("M0",))),
+        (match.start(), c.AnyOf(items=_NOT_EARLY)),
+    ]
 
 
 # Typing slips in stage codes: "TlNl" (a letter l for the digit 1), "IHA" (H for II).
@@ -584,6 +627,8 @@ def _coordinate(
         cuts = _top_level_cuts(text, start, end, splitter)
         if combine is c.AnyOf:
             cuts = sorted({*cuts, *_group_commas(text, start, end, inside)})
+        else:
+            cuts = sorted({*cuts, *_metastasis_commas(text, start, end, inside)})
         if not cuts:
             continue
         parts: list[c.Constraint] = []
@@ -597,7 +642,49 @@ def _coordinate(
         if parts:
             return parts[0]
         return None
+    enclosing = _enclosing_parenthesis(text, start, end, [p for p, _ in inside])
+    if enclosing:
+        # "(cT3-4 or N+, M0)": the parenthesis holds the whole structure.
+        return _coordinate(text, mentions, *enclosing)
     return _group(inside)
+
+
+def _enclosing_parenthesis(
+    text: str, start: int, end: int, positions: list[int]
+) -> tuple[int, int] | None:
+    """The inside of one parenthesis of text[start:end] holding every position, if any."""
+    stack: list[int] = []
+    for index in range(start, end):
+        if text[index] == "(":
+            stack.append(index)
+        elif text[index] == ")" and stack:
+            opened = stack.pop()
+            inner = (opened + 1, index)
+            if not stack and all(opened < p < index for p in positions) and inner != (start, end):
+                return inner
+    return None
+
+
+def _metastasis_commas(
+    text: str, start: int, end: int, inside: list[tuple[int, c.Constraint]]
+) -> list[int]:
+    """A comma that sets the M status apart from alternatives of the other categories
+    ("cT3-4 or N+, M0"; "M0, T3 or N+"): the M status holds for all of them."""
+    # ", or" is the alternative's own comma.
+    cuts = _top_level_cuts(text, start, end, re.compile(r",(?!\s*(?:or|and\s*/\s*or)\b)"))
+    if not cuts or not _DISJUNCTION.search(text, start, end):
+        return []
+    found = []
+    bounds = [start, *cuts, end]
+    for index, (left, right) in enumerate(itertools.pairwise(bounds)):
+        here = [x for p, x in inside if left <= p < right]
+        only_m = here and all(isinstance(x, c.Stage) and x.category == "M" for x in here)
+        if only_m and not _DISJUNCTION.search(text, left, right):
+            if index > 0:
+                found.append(left)
+            if index + 1 < len(bounds) - 1:
+                found.append(right)
+    return [cut for cut in found if start < cut < end]
 
 
 _CONJUNCTION = re.compile(r";|\band\b(?!\s*/)(?!\s+(?:higher|above|greater|more|later))", re.I)
@@ -871,7 +958,7 @@ def extract_resectability(text: str) -> list[tuple[int, c.Constraint]]:
 
 _CANCER_WORD = re.compile(
     r"\b(?:cancer|carcinoma|adenocarcinoma|adenocarcimona|tumou?rs?|neoplasms?|malignan\w*|"
-    r"gc|gejc|disease)\b",
+    r"gc|gejc|nsclc|sclc|hcc|tnbc|crc|mcrc|pdac|rcc|hnscc|scchn|btc|escc|disease)\b",
     re.I,
 )
 _CONFIRMED = re.compile(
@@ -894,13 +981,70 @@ def extract_diagnosis(text: str, kind: str) -> list[tuple[int, c.Constraint]]:
             first = min(first, match.start())
     if not sites or not _CANCER_WORD.search(text):
         return []
-    if not _CONFIRMED.search(text):
+    if not _CONFIRMED.search(text) and not _disease_phrase(text):
         return []  # "unfit for gastric cancer surgery" names the disease, it does not require it
     found: list[tuple[int, c.Constraint]] = [(first, c.PrimarySite(any_of=tuple(sites)))]
     histologies = _histologies(text)
     if histologies:
         found.append((first, c.Histology(any_of=tuple(histologies))))
     return found
+
+
+# The patient's disease named as a noun phrase: "HER2-negative breast carcinoma", "stage I
+# or IV cancer of the rectum", "neuroendocrine tumours of the pancreas"; not a disease that
+# qualifies something else ("gastric cancer surgery") or another cancer ("history of ...").
+_DISEASE_NOUN = r"(?:cancers?|carcinomas?|adenocarcinomas?|tumou?rs?|neoplasms?|malignanc(?:y|ies))"
+_DISEASE_AFTER = re.compile(
+    rf"(?:[\s-]+(?:ductal|squamous|cell|adeno|neuroendocrine|invasive|primary|"
+    rf"or\s+[\w/-]+|and/or\s+[\w/-]+))*\s*{_DISEASE_NOUN}\b(?!\s+(?:surgery|resection|"
+    rf"operation|treatment|therapy|care|survivors?|screening|risk|patients?\s+undergoing|"
+    rf"cases?|controls?|cohorts?|registry|database|specimens?|samples?|tissues?))",
+    re.I,
+)
+_DISEASE_OF = re.compile(rf"\b{_DISEASE_NOUN}\s+(?:of|in)\s+the\s+$", re.I)
+# A disease named as the subject of a reference ("the AJCC classification for esophageal
+# cancer"): it says how something is defined, not what the patient has.
+_REFERENCE = re.compile(
+    r"\b(?:classification|staging|criteria|guidelines?|system|edition|manual|according|"
+    r"definition|defined)\b[^.;]{0,40}$",
+    re.I,
+)
+_ANOTHER_CANCER = re.compile(
+    r"\b(?:history|other|prior|previous|second|secondary|family|concurrent|synchronous|"
+    r"metachronous|additional|another)\b[^.;,]{0,30}$",
+    re.I,
+)
+
+
+# Words that make the disease after them the object of something else in its clause.
+_GOVERNED = re.compile(
+    r"\b(?:for|of|except|excluding|than|after|from|to|by|on|including|such\s+as|"
+    r"treatment|therapy|resection|surgery|history)\b",
+    re.I,
+)
+
+
+def _disease_phrase(text: str) -> bool:
+    """A site named as the disease itself, with no word of the kind that would make it the
+    subject of something else. A line in capitals is a label ("- OVARIAN CANCER"), a
+    population heading rather than a requirement."""
+    if text.isupper():
+        return False
+    for pattern in concept_patterns("sites").values():
+        for match in pattern.finditer(text):
+            before = text[max(0, match.start() - 40) : match.start()]
+            if _ANOTHER_CANCER.search(before) or _REFERENCE.search(before):
+                continue
+            if _DISEASE_OF.search(before):
+                return True
+            if _GOVERNED.search(re.split(r"[,;:()]", before)[-1]):
+                continue  # "chemotherapy for gastric cancer", "except cervical carcinoma"
+            if _CANCER_WORD.search(match.group(0)) or _DISEASE_AFTER.match(text, match.end()):
+                after = text[match.end() : match.end() + 30]
+                if re.match(r"\s*(?:surgery|resection|operation)\b", after, re.I):
+                    continue
+                return True
+    return False
 
 
 def _histologies(text: str) -> list[str]:
@@ -1774,12 +1918,16 @@ def extract(text: str, context: Context) -> Extraction:
     if not reading.constraints:
         return reading
     found = coverage(text, context.kind, reading.constraints, reading.join, consumed=reading.spans)
+    if found.alternatives:
+        # An exclusion's list: each element excludes on its own.
+        reading = dataclasses.replace(reading, join="any")
+        found = coverage(text, context.kind, reading.constraints, "any", consumed=reading.spans)
     marks = reading.marks
     if context.kind == "exclusion" and _NEGATED_EXCLUSION.match(text):
         # "No evidence of active malignancy ..." under the exclusions: a double negative
         # whose intended polarity only a reader of the protocol can tell.
         marks = (*marks, "an exclusion worded as a negation: which patients it excludes is unclear")
-    return dataclasses.replace(reading, gaps=found.gaps, marks=marks)
+    return dataclasses.replace(reading, gaps=found.gaps, parts=found.parts, marks=marks)
 
 
 _NEGATED_EXCLUSION = re.compile(r"^\W*(?:no|not|without|absence\s+of|free\s+of|negative)\b", re.I)
@@ -1854,10 +2002,12 @@ def _read(text: str, context: Context) -> Extraction:
             join = "any"
     if not found:
         return Extraction(category=keyword_category(text) if text else "other")
-    return _result(found, join)
+    return _result(found, join, confirmed=bool(_CONFIRMED.search(text)))
 
 
-def _result(found: list[tuple[int, c.Constraint]], join: str) -> Extraction:
+def _result(
+    found: list[tuple[int, c.Constraint]], join: str, *, confirmed: bool = False
+) -> Extraction:
     found.sort(key=lambda item: item[0])
     unique: list[c.Constraint] = []
     for _, constraint in found:
@@ -1865,13 +2015,18 @@ def _result(found: list[tuple[int, c.Constraint]], join: str) -> Extraction:
             unique.append(constraint)
     category = CONSTRAINT_CATEGORY[c.leaves(found[0][1])[0].type]
     types = {leaf.type for constraint in unique for leaf in c.leaves(constraint)}
-    if "primary_site" in types and category in (
-        "histology",
-        "prior_therapy",
-        "resectability",
-        "metastasis",
-        "sex",
-        "age",
+    if (
+        confirmed
+        and "primary_site" in types
+        and category
+        in (
+            "histology",
+            "prior_therapy",
+            "resectability",
+            "metastasis",
+            "sex",
+            "age",
+        )
     ):
         category = "diagnosis"  # "confirmed untreated gastric cancer": the disease is the subject
     return Extraction(

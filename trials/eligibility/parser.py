@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from trials.eligibility import constraints as c
 from trials.eligibility.checks import check_trial
-from trials.eligibility.coverage import reading_review
+from trials.eligibility.coverage import deciding_parts, reading_review
 from trials.eligibility.evaluate import Rule
 from trials.eligibility.extract import Context, extract, extract_category
 from trials.eligibility.segment import EXCLUSION, INCLUSION, segment
@@ -21,7 +21,7 @@ from trials.eligibility.structure import heading_scope
 from trials.eligibility.text import normalize
 
 # Bumped whenever parsing changes what it produces, so stored criteria are re-read.
-ENGINE_VERSION = "2026.12.1"
+ENGINE_VERSION = "2026.12.2"
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class Criterion:
     gaps: tuple[str, ...] = ()
     # Review marks: a plausibility correction the reading rests on, or why it is suspect.
     marks: tuple[str, ...] = ()
+    # The constraints read in full beside the gaps: each may still decide on its own.
+    parts: tuple[int, ...] = ()
 
     @property
     def parsed(self) -> bool:
@@ -67,6 +69,7 @@ class Criterion:
             self.join,
             review=review,
             decides=decides,
+            parts=deciding_parts(self.gaps, self.marks, self.parts),
         )
 
     @property
@@ -94,6 +97,7 @@ class Criterion:
             "reading": self.reading_status,
             "gaps": list(self.gaps),
             "marks": list(self.marks),
+            "parts": list(self.parts),
         }
 
 
@@ -124,7 +128,9 @@ def parse_eligibility(
         if scope:
             # The heading governs its items: a condition, population or choice there is
             # part of every item's meaning.
-            reading = dataclasses.replace(reading, gaps=(*reading.gaps, f"heading: {scope}"))
+            reading = dataclasses.replace(
+                reading, gaps=(*reading.gaps, f"heading: {scope}"), parts=()
+            )
         category = reading.category
         if category == "other" and parent_text:
             category = extract_category(parent_text, Context(kind=part.kind))
@@ -142,6 +148,7 @@ def parse_eligibility(
                 header=part.header,
                 gaps=reading.gaps,
                 marks=reading.marks,
+                parts=reading.parts,
             )
         )
     return ParsedEligibility(criteria=check_trial(criteria, sex=sex))
