@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.trials.criteria_labels import parse_record, record
+from tests.trials.lab_results import lab
 from trials.ctgov.mapping import map_study
 from trials.eligibility import constraints as c
 from trials.eligibility.evaluate import (
@@ -51,7 +52,7 @@ from trials.eligibility.facts import (
 )
 from trials.eligibility.geo import Place, haversine_km
 from trials.eligibility.parser import Criterion, parse_eligibility
-from trials.eligibility.units import Analyte, to_canonical
+from trials.eligibility.units import Analyte
 from trials.eligibility.vocabulary import CancerSite, Histology
 
 TODAY = datetime.date(2026, 11, 26)
@@ -248,19 +249,6 @@ def test_the_real_criteria_read_as_the_cases_assume() -> None:
 
 
 # --- Patients ------------------------------------------------------------------------------------
-
-
-def lab(analyte: Analyte, value: float, unit: str, uln: float | None = None) -> LabValue:
-    """A result as entered (any unit), stored canonical as the profile import does."""
-    canonical = to_canonical(analyte, value, unit)
-    return LabValue(
-        analyte=analyte,
-        value=canonical.value,
-        unit=canonical.unit,
-        original_value=value,
-        original_unit=unit,
-        uln=to_canonical(analyte, uln, unit).value if uln is not None else None,
-    )
 
 
 BASELINE = PatientFacts(

@@ -13,26 +13,14 @@ import datetime
 
 import pytest
 
+from tests.trials.lab_results import lab
 from trials.eligibility import constraints as c
 from trials.eligibility.evaluate import Outcome, PatientEvaluator, Rule
 from trials.eligibility.facts import Comorbidity, ComorbidityKind, LabValue, PatientFacts
-from trials.eligibility.units import Analyte, to_canonical
+from trials.eligibility.units import Analyte
 
 TODAY = datetime.date(2026, 11, 26)
 K = ComorbidityKind
-
-
-def lab(analyte: Analyte, value: float, unit: str, uln: float | None = None) -> LabValue:
-    """A result as sent (any accepted unit), stored canonical as the profile import does."""
-    canonical = to_canonical(analyte, value, unit)
-    return LabValue(
-        analyte=analyte,
-        value=canonical.value,
-        unit=canonical.unit,
-        original_value=value,
-        original_unit=unit,
-        uln=to_canonical(analyte, uln, unit).value if uln is not None else None,
-    )
 
 
 def with_labs(*values: LabValue) -> PatientFacts:

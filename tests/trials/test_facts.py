@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+from tests.trials.lab_results import lab
 from trials.eligibility import facts as engine
-from trials.eligibility.facts import LabValue, PatientFacts, Staging, Surgery
-from trials.eligibility.units import Analyte, to_canonical
+from trials.eligibility.facts import PatientFacts, Staging, Surgery
+from trials.eligibility.units import Analyte
 from trials.eligibility.vocabulary import (
     CancerSite,
     Histology,
@@ -20,18 +21,6 @@ from trials.eligibility.vocabulary import (
 )
 
 TODAY = datetime.date(2026, 11, 26)
-
-
-def lab(analyte: Analyte, value: float, unit: str, uln: float | None = None) -> LabValue:
-    canonical = to_canonical(analyte, value, unit)
-    return LabValue(
-        analyte=analyte,
-        value=canonical.value,
-        unit=canonical.unit,
-        original_value=value,
-        original_unit=unit,
-        uln=to_canonical(analyte, uln, unit).value if uln is not None else None,
-    )
 
 
 CANDIDATE = PatientFacts(

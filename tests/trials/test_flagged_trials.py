@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 
 from tests.trials.criteria_labels import parse_record
+from tests.trials.lab_results import lab
 from trials.ctgov.mapping import map_study
 from trials.eligibility.evaluate import PatientEvaluator, TrialRules, Verdict
 from trials.eligibility.facts import (
@@ -44,7 +45,7 @@ from trials.eligibility.facts import (
     TreatmentCategory,
 )
 from trials.eligibility.parser import Criterion
-from trials.eligibility.units import Analyte, to_canonical
+from trials.eligibility.units import Analyte
 from trials.eligibility.vocabulary import CancerSite, Histology
 
 CTGOV = Path(__file__).resolve().parents[2] / "trials" / "data" / "ctgov"
@@ -62,19 +63,6 @@ NODE_POSITIVE_T3_4A: tuple[Stage, ...] = (CT3N1, CT4AN2)  # cT3-4a N+ M0 (clinic
 
 
 # --- The typical candidate -------------------------------------------------------------------
-
-
-def lab(analyte: Analyte, value: float, unit: str, uln: float | None = None) -> LabValue:
-    """A result as entered, stored canonical as the profile import does."""
-    canonical = to_canonical(analyte, value, unit)
-    return LabValue(
-        analyte=analyte,
-        value=canonical.value,
-        unit=canonical.unit,
-        original_value=value,
-        original_unit=unit,
-        uln=to_canonical(analyte, uln, unit).value if uln is not None else None,
-    )
 
 
 NORMAL_LABS: dict[Analyte, LabValue] = {

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.trials.lab_results import lab
 from trials.eligibility.constraints import PrimarySite
 from trials.eligibility.evaluate import Outcome, PatientEvaluator
 from trials.eligibility.facts import (
@@ -27,6 +28,7 @@ from trials.eligibility.facts import (
 )
 from trials.eligibility.parser import Criterion, parse_eligibility
 from trials.eligibility.structure import Role, heading_scope, parse_structure
+from trials.eligibility.units import Analyte
 from trials.eligibility.vocabulary import CancerSite, Histology
 
 ON = datetime.date(2026, 12, 1)
@@ -480,6 +482,60 @@ KEPT = [
         "inclusion",
         _tnm("T3", "N1", "M0"),
         Outcome.NOT_MET,
+    ),
+    # A specific disease named: only a recorded disease of that name counts.
+    Kept(
+        "History of inflammatory bowel disorders",
+        "exclusion",
+        dataclasses.replace(
+            BASE, comorbidities=(Comorbidity(ComorbidityKind.AUTOIMMUNE, "Ulcerative colitis"),)
+        ),
+        Outcome.MET,
+    ),
+    Kept(
+        "History of inflammatory bowel disorders",
+        "exclusion",
+        dataclasses.replace(
+            BASE, comorbidities=(Comorbidity(ComorbidityKind.AUTOIMMUNE, "Psoriasis vulgaris"),)
+        ),
+        Outcome.NOT_MET,
+    ),
+    Kept(
+        "History of inflammatory bowel disorders",
+        "exclusion",
+        dataclasses.replace(BASE, comorbidities=(Comorbidity(ComorbidityKind.AUTOIMMUNE),)),
+        Outcome.UNKNOWN,
+    ),
+    # The conditional branch of an any-of needs its condition.
+    Kept(
+        "AST/ALT =< 3 X ULN; or AST/ALT =< 5 X ULN if patient has liver tumors",
+        "inclusion",
+        dataclasses.replace(
+            BASE,
+            labs={
+                Analyte.AST: lab(Analyte.AST, 180, "U/L", uln=40),
+                Analyte.ALT: lab(Analyte.ALT, 170, "U/L", uln=40),
+            },
+        ),
+        Outcome.NOT_MET,
+    ),
+    Kept(
+        "Have adequate performance status (up to and including ECOG 2)",
+        "inclusion",
+        dataclasses.replace(BASE, ecog=3),
+        Outcome.NOT_MET,
+    ),
+    Kept(
+        "Metastasized disease.",
+        "exclusion",
+        dataclasses.replace(BASE, metastatic_sites=("peritoneum",)),
+        Outcome.MET,
+    ),
+    Kept(
+        "Pregnant or breast-feeding women will not be entered on this study",
+        "exclusion",
+        dataclasses.replace(BASE, sex="female", pregnant=True),
+        Outcome.MET,
     ),
     # T / N alternatives: cT2 N2 meets the second branch.
     Kept(

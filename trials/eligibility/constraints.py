@@ -187,6 +187,9 @@ class Comorbidity(Constraint):
     # "requiring systemic treatment": only when treated with systemic immunosuppression
     # (immunosuppressants or systemic corticosteroids) within the window, if any.
     systemic_treatment: bool | None = None
+    # The specific diseases the criterion names ("inflammatory bowel disease"): only a
+    # recorded disease of the kind with one of these names counts.
+    named: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         values = super().as_dict()
@@ -196,7 +199,8 @@ class Comorbidity(Constraint):
 
     def describe(self) -> str:
         window = f" within {self.within_years:g} years" if self.within_years else ""
-        return f"{'' if self.present else 'no '}{self.kind.replace('_', ' ')}{window}"
+        what = " or ".join(self.named) if self.named else self.kind.replace("_", " ")
+        return f"{'' if self.present else 'no '}{what}{window}"
 
 
 @dataclass(frozen=True)

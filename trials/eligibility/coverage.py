@@ -24,7 +24,7 @@ from typing import Any
 
 from trials.eligibility import constraints as c
 from trials.eligibility.drugs import drugs
-from trials.eligibility.lexicon import concept_patterns, group_matcher, lexicon
+from trials.eligibility.lexicon import GENERIC_AUTOIMMUNE, concept_patterns, group_matcher, lexicon
 from trials.eligibility.structure import (
     Role,
     Structure,
@@ -97,7 +97,6 @@ _ANCHOR = re.compile(
     r"(?:study\s+)?[\w-]+(?:\s+(?:treatment|therapy|drug|medication|intervention))?",
     re.I,
 )
-_GENERIC_AUTOIMMUNE = re.compile(r"auto-?immun|immune[-\s]mediated", re.I)
 _SHORT_UNITS = frozenset(
     {
         "g",
@@ -275,7 +274,8 @@ def coverage(
 
     def mark_span(start: int, end: int, index: int) -> None:
         position = bisect.bisect_left(starts, start)
-        while position < len(tokens) and tokens[position][1] <= end + 1:
+        # A token that starts inside the span is its word ("crohn*" covers "Crohn's").
+        while position < len(tokens) and tokens[position][0] < end:
             owner[position] = (owner[position] or set()) | {index}
             if index != _READ:
                 concept[position] = named[position] = True
@@ -1032,7 +1032,11 @@ def _concept_spans(text: str, constraint: c.Constraint) -> Iterable[tuple[int, i
             yield from _group_spans(text, "metastasis_sites", {"liver"})
     elif isinstance(constraint, c.Comorbidity):
         for start, end in _group_spans(text, "comorbidities", {constraint.kind}):
-            if constraint.kind == "autoimmune" and not _GENERIC_AUTOIMMUNE.match(text, start):
+            if (
+                constraint.kind == "autoimmune"
+                and not constraint.named
+                and not GENERIC_AUTOIMMUNE.match(text, start)
+            ):
                 # A named disease ("inflammatory bowel disease") is narrower than the kind
                 # read: its words stay unexplained, so the reading decides only its absence.
                 continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from trials.eligibility import constraints as c
 from trials.eligibility import facts as f
 from trials.eligibility.drugs import drugs
 from trials.eligibility.geo import EARTH_MEAN_RADIUS_KM
+from trials.eligibility.lexicon import group_matcher
 from trials.eligibility.units import Analyte
 from trials.eligibility.vocabulary import (
     ADENOCARCINOMA_FAMILY,
@@ -711,6 +713,9 @@ class PatientEvaluator:
     def check(self, constraint: c.Constraint, *, alternative: bool = False) -> Check:
         if type(constraint) is c.Lab and constraint.condition:
             return self._conditional_lab(constraint, alternative)
+        if alternative and isinstance(constraint, c.AllOf) and _conditional(constraint):
+            # "or AST/ALT <= 5 x ULN if liver tumours": the branch needs its condition too.
+            return _all([self.check(x, alternative=True) for x in constraint.items])
         known = self._checks.get(constraint)
         if known is None:
             checker = self._checkers.get(type(constraint))
@@ -1220,11 +1225,19 @@ class PatientEvaluator:
         curative = any(word in _CURATIVE_EXCEPTIONS for word in exceptions)
         unknown: list[str] = []
         excepted: list[str] = []
+        others: list[str] = []
         for item in present:
             name = item.name or label
             if any(_excepted(item.name, word) for word in exceptions):
                 excepted.append(name)
                 continue
+            if constraint.named:
+                if not item.name:
+                    unknown.append(f"{label}: which disease is not recorded")
+                    continue
+                if not set(constraint.named) & named_diseases(item.name):
+                    others.append(name)  # another disease of the kind
+                    continue
             if curative and item.active is not True:
                 unknown.append(f"{name}: whether treated curatively is not recorded")
                 continue
@@ -1253,6 +1266,9 @@ class PatientEvaluator:
             return Check(None, "; ".join(unknown), (f"{label}: activity and onset",))
         if excepted:
             return Check(False, f"{', '.join(excepted)}: an exception the criterion allows")
+        if others and len(others) == len(present):
+            wanted = " or ".join(constraint.named)
+            return Check(False, f"{', '.join(others)} recorded, not {wanted}")
         window = (
             f" in the last {constraint.within_years:g} years" if constraint.within_years else ""
         )
@@ -1409,6 +1425,17 @@ def _as_read(kind: str, outcome: Outcome) -> str:
     if outcome is Outcome.UNKNOWN:
         return ""
     return f"{kind} {'met' if outcome is Outcome.MET else 'not met'}: "
+
+
+@functools.lru_cache(maxsize=1024)
+def named_diseases(name: str) -> frozenset[str]:
+    """The specific autoimmune diseases a recorded condition's name is one of."""
+    matcher = group_matcher("autoimmune_diseases")
+    return frozenset(x for a, b, _ in matcher.finditer(name) for x in matcher.concepts(name[a:b]))
+
+
+def _conditional(constraint: c.AllOf) -> bool:
+    return any(type(x) is c.Lab and x.condition for x in c.leaves(constraint))
 
 
 def _all(checks: Sequence[Check]) -> Check:

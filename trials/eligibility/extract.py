@@ -19,7 +19,13 @@ from trials.eligibility import constraints as c
 from trials.eligibility.coverage import coverage
 from trials.eligibility.drugs import find_drugs
 from trials.eligibility.facts import number as number_shown
-from trials.eligibility.lexicon import concept_patterns, group_matcher, lexicon, list_pattern
+from trials.eligibility.lexicon import (
+    GENERIC_AUTOIMMUNE,
+    concept_patterns,
+    group_matcher,
+    lexicon,
+    list_pattern,
+)
 from trials.eligibility.text import WORD_NUMBERS, parse_number
 from trials.eligibility.units import Analyte, UnitError, to_canonical
 from trials.eligibility.vocabulary import STAGE_RANKS, display_code, rank
@@ -442,6 +448,12 @@ _KARNOFSKY = re.compile(
 )
 _SCORE_LIST = re.compile(r"(?P<first>[0-4])(?:\s*(?:,|or|and|/|-|to)\s*(?:or\s+|and\s+)?[0-5])+")
 _SCORE_BOUND = re.compile(r"(?P<op><=|<)\s*(?P<a>[0-5])\b")
+# "(up to and including ECOG 2)"
+_SCORE_UP_TO = re.compile(
+    r"\bup\s+to\s+(?:and\s+including\s+)?(?:(?:an?\s+)?(?:ecog|who|zubrod)\s*(?:ps\s*)?"
+    r"(?:of\s+)?)?(?P<a>[0-4])\b",
+    re.I,
+)
 
 
 def extract_performance(text: str) -> list[tuple[int, c.Constraint]]:
@@ -454,7 +466,10 @@ def extract_performance(text: str) -> list[tuple[int, c.Constraint]]:
         bound = _SCORE_BOUND.search(tail)
         listed = _SCORE_LIST.search(tail)
         allowed: tuple[int, ...] = ()
-        if bound and (not listed or bound.start() <= listed.start()):
+        up_to = _SCORE_UP_TO.search(tail)
+        if up_to and not bound:
+            allowed = tuple(range(0, int(up_to.group("a")) + 1))
+        elif bound and (not listed or bound.start() <= listed.start()):
             top = int(bound.group("a")) - (1 if bound.group("op") == "<" else 0)
             allowed = tuple(range(0, top + 1))
         elif listed:
@@ -1699,8 +1714,32 @@ def extract_comorbidities(text: str) -> tuple[list[tuple[int, c.Constraint]], st
                     ),
                 )
             )
+    found = [
+        (at, dataclasses.replace(x, named=_named_diseases(text[:cut])))
+        if isinstance(x, c.Comorbidity) and x.kind == "autoimmune"
+        else (at, x)
+        for at, x in found
+    ]
     found_kinds = {k.kind for _, k in found if isinstance(k, c.Comorbidity)}
     return found, "any" if len(found_kinds) > 1 else "all"
+
+
+def _named_diseases(text: str) -> tuple[str, ...]:
+    """The specific autoimmune diseases a criterion names, when it names no autoimmune
+    disease in general ("History of inflammatory bowel disorders"); () otherwise."""
+    named: list[str] = []
+    for start, end, _ in group_matcher("comorbidities", ("autoimmune",)).finditer(text):
+        if GENERIC_AUTOIMMUNE.match(text, start):
+            return ()
+        word = text[start:end].lower()
+        diseases = group_matcher("autoimmune_diseases")
+        for a, b, _ in diseases.finditer(word):
+            found = list(diseases.concepts(word[a:b]))
+            # The narrowest: "Crohn's disease" is Crohn disease, not any bowel disease.
+            best = next((x for x in found if x.split()[0] in word), found[0] if found else "")
+            if best and best not in named:
+                named.append(best)
+    return tuple(named)
 
 
 _SYSTEMIC_TREATMENT = re.compile(
@@ -1935,8 +1974,8 @@ _NEGATED_EXCLUSION = re.compile(r"^\W*(?:no|not|without|absence\s+of|free\s+of|n
 
 _RESTATEMENT = re.compile(
     r"\b(?:(?:are|is|will\s+be|shall\s+be|should\s+be|must\s+be)\s+)?(?:excluded|"
-    r"not\s+(?:be\s+)?(?:eligible|allowed|permitted|included|enrolled|acceptable)|ineligible|"
-    r"prohibited)\b(?:\s+from\s+(?:the|this)\s+(?:study|trial))?",
+    r"not\s+(?:be\s+)?(?:eligible|allowed|permitted|included|enrolled|entered|acceptable)|"
+    r"ineligible|prohibited)\b(?:\s+(?:from|on|in|into)\s+(?:the|this)\s+(?:study|trial))?",
     re.I,
 )
 

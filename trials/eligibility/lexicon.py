@@ -141,3 +141,7 @@ def group_matcher(group: str, only: tuple[str, ...] | None = None) -> GroupMatch
 @cache
 def list_pattern(name: str) -> re.Pattern[str]:
     return re.compile(words_pattern(lexicon()[name]), re.IGNORECASE)
+
+
+# Words that name autoimmune disease in general, not one disease.
+GENERIC_AUTOIMMUNE = re.compile(r"auto-?immun|immune[-\s]mediated", re.I)
