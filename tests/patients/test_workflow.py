@@ -36,8 +36,8 @@ from tests.patients.test_admin_queue import (
 from tests.patients.test_matching import (  # noqa: F401 - fixtures used by name
     CAMRELIZUMAB,
     ECOG,
+    LIFE_EXPECTANCY,
     MATTERHORN,
-    ORGAN_FUNCTION,
     ecog_changed,
     fresh_rules_cache,
     matched,
@@ -187,13 +187,13 @@ def test_match_page_explains_a_real_flagged_pair(
     ecog = next(text for _, text in items if ECOG in text)
     assert ecog.startswith("✓ met")
     assert "ECOG 0" in ecog
-    assert next(text for _, text in items if ORGAN_FUNCTION in text).startswith("? needs review")
+    assert next(text for _, text in items if LIFE_EXPECTANCY in text).startswith("? needs review")
     assert any(text.startswith("✓ does not apply") for _, text in items)  # exclusions
 
     to_find_out = section(response, "ws-tofind-h")
     assert "prior anticancer therapy" in to_find_out
     assert "Needs review: criteria the engine could not read" in to_find_out
-    assert ORGAN_FUNCTION in to_find_out
+    assert LIFE_EXPECTANCY in to_find_out
 
 
 def test_match_page_views_are_audited(example_pair: Match, default_coordinator: User) -> None:

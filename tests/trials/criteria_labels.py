@@ -207,7 +207,11 @@ def score(labels: dict[str, dict[str, Any]]) -> Scores:
             scores.found_criteria += 1
             if criterion.category == label["category"]:
                 scores.category_right += 1
-            found = [constraint.as_dict() for constraint in criterion.constraints]
+            # A quality the text leaves undefined ("adequate organ function") is read as the
+            # floors no definition could go below; those are not limits read from the text,
+            # so such a reading is scored as unread.
+            undefined = any(gap.startswith("undefined: ") for gap in criterion.gaps)
+            found = [] if undefined else [x.as_dict() for x in criterion.constraints]
             scores.parsed_constraints += len(found)
             unmatched = list(found)
             for wanted in label["constraints"]:

@@ -41,6 +41,7 @@ ECOG = "World Health Organization (WHO)/ECOG performance status of 0 or 1 at enr
 ORGAN_FUNCTION = "Adequate organ and marrow function."
 TUMOUR_SAMPLE = "Availability of tumor sample prior to study entry."
 LIFE_EXPECTANCY = "Must have a life expectancy of at least 24 weeks."
+LIFE_EXPECTANCY = "Must have a life expectancy of at least 24 weeks."
 METASTASIS = "Patients with peritoneal dissemination or distant metastasis."
 CONTRAINDICATION = "Contra-indication to any of the study drugs."
 # RESONANCE-II: neoadjuvant chemotherapy only, no immunotherapy (labelled False).
@@ -229,9 +230,13 @@ def test_reading_stores_inclusion_and_exclusion_criteria_with_categories_and_con
         ("peritoneal", True),
         ("distant", True),
     }
-    not_read = criterion(trial, ORGAN_FUNCTION)
+    not_read = criterion(trial, LIFE_EXPECTANCY)
     assert not_read.constraints == []
     assert not not_read.parsed
+    # An undefined quality: the floors no definition goes below, marked undefined.
+    organ = criterion(trial, ORGAN_FUNCTION)
+    assert organ.reading_gaps == ["undefined: adequate organ and marrow function"]
+    assert {x["analyte"] for x in organ.constraints} >= {"anc", "platelets", "bilirubin"}
 
     # Every criterion read from the text keeps its exact place in the text.
     for row in rows:
@@ -332,7 +337,8 @@ def test_a_correction_survives_a_new_engine_version_and_wins(coordinator: User) 
     assert correction_of(sample) == before[TUMOUR_SAMPLE]
     assert organ.corrected_by == coordinator
     # The engine's reading is kept beside the correction; the correction is what counts.
-    assert organ.constraints == []
+    assert organ.constraints
+    assert organ.constraints != ANC_AND_PLATELETS
     assert organ.effective_constraints == ANC_AND_PLATELETS
     assert organ.parsed
     assert sample.category == "diagnosis"
@@ -745,7 +751,7 @@ def test_export_includes_the_classification_and_the_criteria(coordinator: User) 
         "reading_marks": [],
     }
     assert by_text[METASTASIS]["type"] == "exclusion"
-    assert by_text[ORGAN_FUNCTION]["parsed"] is False
+    assert by_text[LIFE_EXPECTANCY]["parsed"] is False
     assert by_text[TUMOUR_SAMPLE]["category"] == "other"  # the coordinator's
     assert by_text[TUMOUR_SAMPLE]["corrected"] is True
 
@@ -754,7 +760,7 @@ def test_export_includes_the_classification_and_the_criteria(coordinator: User) 
     assert lines[MATTERHORN]["gastric_preop_immunotherapy"] == "True"
     assert lines[RESONANCE_II]["gastric_preop_immunotherapy"] == "False"
     assert f"[inclusion/performance_status] {ECOG}" in lines[MATTERHORN]["criteria"]
-    assert f"[inclusion/lab, not read] {ORGAN_FUNCTION}" in lines[MATTERHORN]["criteria"]
+    assert f"[inclusion/other, not read] {LIFE_EXPECTANCY}" in lines[MATTERHORN]["criteria"]
 
 
 def test_parse_criteria_reads_stale_trials_and_reports_how_many(coordinator: User) -> None:

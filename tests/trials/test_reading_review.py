@@ -537,6 +537,55 @@ KEPT = [
         dataclasses.replace(BASE, sex="female", pregnant=True),
         Outcome.MET,
     ),
+    # "Advanced ... cancer": beyond an early cancer (T2 or deeper, nodes, or metastases).
+    Kept(
+        "Histologically confirmed advanced esophageal carcinoma",
+        "inclusion",
+        dataclasses.replace(
+            _tnm("T1", "N0", "M0"), primary_site=CancerSite.ESOPHAGUS, histology=Histology.SQUAMOUS
+        ),
+        Outcome.NOT_MET,
+    ),
+    # "Locally advanced or metastatic" is one extent: a locally advanced cancer meets it.
+    Kept(
+        "Locally advanced or metastatic gastric adenocarcinoma",
+        "inclusion",
+        _tnm("T3", "N1", "M0"),
+        Outcome.MET,
+    ),
+    # Consent to take part is enrolment itself, not a fact that could be missing.
+    Kept(
+        'Patients with a histologically confirmed diagnosis of "colorectal cancer" with distant '
+        "metastases, who have provided informed consent to participate in the study.",
+        "inclusion",
+        _tnm("T3", "N1", "M0"),
+        Outcome.NOT_MET,
+    ),
+    # An undefined "adequate" / "normal" function: grade 3 or worse values are never adequate;
+    # anything else is left to review.
+    Kept(
+        "Normal functions of heart, lung, liver, kidney and bone marrow",
+        "inclusion",
+        dataclasses.replace(
+            BASE, labs={Analyte.BILIRUBIN: lab(Analyte.BILIRUBIN, 4.0, "mg/dL", uln=1.2)}
+        ),
+        Outcome.NOT_MET,
+    ),
+    Kept(
+        "Normal functions of heart, lung, liver, kidney and bone marrow",
+        "inclusion",
+        dataclasses.replace(
+            BASE, labs={Analyte.BILIRUBIN: lab(Analyte.BILIRUBIN, 1.5, "mg/dL", uln=1.2)}
+        ),
+        Outcome.UNKNOWN,
+    ),
+    Kept(
+        "Adequate performance status and labs.",
+        "inclusion",
+        dataclasses.replace(BASE, ecog=4),
+        Outcome.NOT_MET,
+    ),
+    Kept("Adequate performance status and labs.", "inclusion", BASE, Outcome.UNKNOWN),
     # T / N alternatives: cT2 N2 meets the second branch.
     Kept(
         "T3/4 N any or T 1/2 N 2/3",

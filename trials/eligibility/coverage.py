@@ -360,6 +360,11 @@ def coverage(
         for position, (a, _, _) in enumerate(tokens):
             if start <= a < end:
                 neutral[position] = True
+    # "who have provided informed consent to participate": enrolment itself, not a fact.
+    for match in _phrases("procedure").finditer(text):
+        for position, (a, _, _) in enumerate(tokens):
+            if match.start() <= a < match.end():
+                neutral[position] = True
     if kind == "exclusion":
         for match in _phrases("restatement").finditer(text):
             for position, (a, _, _) in enumerate(tokens):
@@ -823,7 +828,7 @@ def decides_only_absent(gaps: Sequence[str], kind: str) -> bool:
         if marker:
             if kind == "exclusion" and role in ("exception", "condition", "allowance"):
                 continue
-            if role == "window":
+            if role == "window" or (role == "undefined" and kind == "inclusion"):
                 continue
             return False
         if gap.startswith(("/", "or: ")) or gap in _OR_WORDS or gap in _words("negation"):
@@ -1021,9 +1026,9 @@ def _concept_spans(text: str, constraint: c.Constraint) -> Iterable[tuple[int, i
         # "without a remnant cancer (R0)": a complete resection, not a negation.
         yield from ((m.start(), m.end()) for m in _R0.finditer(text))
     if isinstance(constraint, c.Stage):
-        from trials.eligibility.extract import LOCALLY_ADVANCED, NODES_INVOLVED
+        from trials.eligibility.extract import NODES_INVOLVED, extent_spans
 
-        yield from ((m.start(), m.end()) for m in LOCALLY_ADVANCED.finditer(text))
+        yield from extent_spans(text)
     if isinstance(constraint, c.Stage) and constraint.category == "N":
         yield from ((m.start(), m.end()) for m in NODES_INVOLVED.finditer(text))
     elif isinstance(constraint, c.Lab):
@@ -1120,7 +1125,11 @@ def decides_only_present(gaps: Sequence[str], kind: str) -> bool:
 
     Yes when every gap is an alternative it did not read ("major surgery within 28 days, or
     traumatic injury"): whatever the alternative means, the part read already excludes."""
-    return kind == "exclusion" and bool(gaps) and all(gap.startswith("or: ") for gap in gaps)
+    return (
+        kind == "exclusion"
+        and bool(gaps)
+        and all(gap.startswith(("or: ", "undefined: ")) for gap in gaps)
+    )
 
 
 def reading_review(kind: str, gaps: Sequence[str], marks: Sequence[str]) -> tuple[str, str]:

@@ -61,6 +61,9 @@ class Extraction:
     parts: tuple[int, ...] = ()  # constraints read in full beside the gaps (``Coverage.parts``)
     marks: tuple[str, ...] = ()  # review marks: readings resting on a plausibility correction
     spans: tuple[tuple[int, int], ...] = ()  # text the readers consumed (labs), for coverage
+    # A quality the text does not define ("adequate organ function"), read as the floors
+    # no definition of it could go below: it decides only where they are crossed.
+    undefined: str = ""
 
 
 @dataclass(frozen=True)
@@ -593,17 +596,62 @@ _OTHER_ALTERNATIVE = re.compile(
 _NOT_EARLY = (c.Stage(category="T", min="T2"), c.Stage(category="N", min="N1"))
 
 
-def _locally_advanced(text: str) -> list[tuple[int, c.Constraint]]:
-    matches = list(LOCALLY_ADVANCED.finditer(text))
+_RESECTABILITY_NEAR = re.compile(
+    r"\b(?:un|non-?)resectable|\binoperable|\bnot\s+(?:amenable|suitable)", re.I
+)
+# "advanced gastric cancer", "advanced solid tumours": beyond an early cancer.
+_ADVANCED = re.compile(
+    r"(?<!locally\s)(?<!locally-)(?<!end-stage\s)\badvanced\s+(?:[\w/-]+\s+){0,2}?"
+    r"(?:cancers?|carcinomas?|adenocarcinomas?|tumou?rs?|malignanc(?:y|ies)|gc|gejc|nsclc|hcc|"
+    r"crc|escc|pdac)\b",
+    re.I,
+)
+
+
+def _extent(text: str) -> re.Match[str] | None:
+    """The one extent phrase read as a stage ("locally advanced [or metastatic]",
+    "advanced ... cancer"), or None."""
+    matches = list(LOCALLY_ADVANCED.finditer(text)) or list(_ADVANCED.finditer(text))
     if len(matches) != 1:
-        return []
+        return None
     match = matches[0]
     around = text[max(0, match.start() - 30) : match.end() + 30]
-    if re.search(
-        r"\b(?:un|non-?)resectable|\binoperable|\bnot\s+(?:amenable|suitable)", around, re.I
-    ):
-        return []  # "unresectable, locally advanced or metastatic": the extent is read as such
-    either = "metastatic" in match.group(0).lower()
+    if _RESECTABILITY_NEAR.search(around):
+        return None  # "unresectable, locally advanced or metastatic": read as resectability
+    return match
+
+
+def extent_spans(text: str) -> list[tuple[int, int]]:
+    """Where the extent phrase read as a stage stands."""
+    match = _extent(text)
+    return [(match.start(), match.end())] if match else []
+
+
+def either_extent_spans(text: str) -> list[tuple[int, int]]:
+    """Where "locally advanced or metastatic" is read as one extent: its "metastatic" is
+    not a requirement of metastases."""
+    match = _extent(text)
+    if match and "metastatic" in match.group(0).lower():
+        return [(match.start(), match.end())]
+    return []
+
+
+def undefined_extent(text: str) -> str:
+    """ "Advanced" alone: beyond early at least, but many protocols mean incurable by it; the
+    reading is then a floor that decides only where it is not reached."""
+    match = _extent(text)
+    if match is None or match.group(0).lower().startswith(("locally", "metastatic")):
+        return ""
+    return "advanced"
+
+
+def _locally_advanced(text: str) -> list[tuple[int, c.Constraint]]:
+    match = _extent(text)
+    if match is None:
+        return []
+    phrase = match.group(0).lower()
+    # "advanced ... cancer" and "locally advanced or metastatic": anything but early.
+    either = "metastatic" in phrase or not phrase.startswith("locally")
     if not either and (
         _OTHER_ALTERNATIVE.match(text[match.end() :])
         or re.search(r"\b(?:or|and/or)\s+$", text[: match.start()], re.I)
@@ -915,9 +963,12 @@ def extract_metastasis(text: str) -> list[tuple[int, c.Constraint]]:
         return [(non.start(), c.Metastasis(site="distant", present=False))]
     found: list[tuple[int, c.Constraint]] = []
     seen: set[str] = set()
+    extents = either_extent_spans(text)
     for start, end, site in group_matcher("metastasis_sites").finditer(text):
         if site in seen or _conditional(text, start):
             continue
+        if any(a <= start < b for a, b in extents):
+            continue  # "locally advanced or metastatic": one extent, read as a stage
         if site == "distant" and _REGIONAL_NODES.search(text, max(0, start - 25), start):
             continue  # "lymph node metastases >= 1" are regional, not distant
         word = text[start:end].lower()
@@ -1961,6 +2012,13 @@ def extract(text: str, context: Context) -> Extraction:
         # An exclusion's list: each element excludes on its own.
         reading = dataclasses.replace(reading, join="any")
         found = coverage(text, context.kind, reading.constraints, "any", consumed=reading.spans)
+    undefined = reading.undefined or (
+        undefined_extent(text)
+        if any(isinstance(x, c.AnyOf) and x.items[:2] == _NOT_EARLY for x in reading.constraints)
+        else ""
+    )
+    if undefined:
+        found = dataclasses.replace(found, gaps=(*found.gaps, f"undefined: {undefined}"), parts=())
     marks = reading.marks
     if context.kind == "exclusion" and _NEGATED_EXCLUSION.match(text):
         # "No evidence of active malignancy ..." under the exclusions: a double negative
@@ -2006,6 +2064,9 @@ def _read(text: str, context: Context) -> Extraction:
         return dataclasses.replace(
             result, spans=tuple(labs.spans), marks=tuple(dict.fromkeys(labs.marks))
         )
+    undefined = _undefined_function(text, context.kind)
+    if undefined:
+        return undefined
     comorbidities, comorbidity_join = extract_comorbidities(text)
     medications = extract_medications(text)
     prior = extract_prior_therapy(text, context.kind)
@@ -2042,6 +2103,71 @@ def _read(text: str, context: Context) -> Extraction:
     if not found:
         return Extraction(category=keyword_category(text) if text else "other")
     return _result(found, join, confirmed=bool(_CONFIRMED.search(text)))
+
+
+# "Adequate organ function", "normal liver and kidney function", "poor bone marrow
+# function", "adequate performance status": no limit given. Whatever the protocol means by
+# it, a grade 3 or worse dysfunction (CTCAE) is not adequate: those floors are read, as an
+# undefined reading that decides only where they are crossed.
+_UNDEFINED_FUNCTION = re.compile(
+    r"\b(?P<quality>adequate|normal|sufficient|acceptable|satisfactory|poor|inadequate|"
+    r"insufficient)\s+(?P<organs>(?:(?:organ|organs|bone\s+marrow|marrow|haematologic\w*|"
+    r"hematologic\w*|liver|hepatic|renal|kidney|heart|cardiac|lung|pulmonary|and|,)\s*)*)"
+    r"(?P<what>functions?|reserve|labs|laboratory\s+values|performance\s+status)\b"
+    r"(?:\s+of\s+(?:the\s+)?(?P<of>(?:(?:heart|lung|lungs|liver|kidney|kidneys|bone\s+marrow|"
+    r"marrow|and|,)\s*)+))?"
+    r"(?P<labs>\s+and\s+(?:labs|laboratory\s+values|(?:organ|bone\s+marrow)\s+functions?))?",
+    re.I,
+)
+_FLOORS = {
+    "marrow": (("anc", 1.0, None), ("platelets", 50.0, None), ("haemoglobin", 8.0, None)),
+    "liver": (("bilirubin", None, 3.0), ("ast", None, 5.0), ("alt", None, 5.0)),
+    "kidney": (("creatinine_clearance", 30.0, None),),
+}
+_ORGAN_WORDS = {
+    "marrow": ("marrow", "haematolog", "hematolog"),
+    "liver": ("liver", "hepatic"),
+    "kidney": ("renal", "kidney"),
+}
+
+
+def _undefined_function(text: str, kind: str) -> Extraction | None:
+    if text.rstrip().endswith(":") or re.search(
+        r"\b(?:as\s+follows|defined|following)\b", text, re.I
+    ):
+        return None  # a heading: its items give the limits
+    match = _UNDEFINED_FUNCTION.search(text)
+    if not match:
+        return None
+    poor = match.group("quality").lower() in ("poor", "inadequate", "insufficient")
+    if poor != (kind == "exclusion"):
+        return None
+    organs_text = (match.group("organs") + " " + (match.group("of") or "")).lower()
+    what = match.group("what").lower()
+    found: list[tuple[int, c.Constraint]] = []
+    organs: list[str] = []
+    if what == "performance status":
+        allowed = (3, 4) if poor else (0, 1, 2)
+        found.append((match.start(), c.Ecog(allowed=allowed)))
+    else:
+        organs = [
+            organ for organ, words in _ORGAN_WORDS.items() if any(w in organs_text for w in words)
+        ]
+        if "organ" in organs_text or what in ("labs", "laboratory values"):
+            organs = list(_FLOORS)
+    if match.group("labs"):
+        organs = list(_FLOORS)
+    if what != "performance status" or match.group("labs"):
+        for organ in organs:
+            for analyte, value, uln in _FLOORS[organ]:
+                low = analyte in ("anc", "platelets", "haemoglobin", "creatinine_clearance")
+                op = (">=" if low else "<=") if not poor else ("<" if low else ">")
+                found.append((match.start(), c.Lab(analyte=analyte, op=op, value=value, uln=uln)))
+    if not found:
+        return None
+    result = _result(found, "any" if poor else "all")
+    phrase = " ".join(match.group(0).lower().split())
+    return dataclasses.replace(result, undefined=phrase, spans=(match.span(),))
 
 
 def _result(
