@@ -374,6 +374,27 @@ def test_a_disease_label_in_capitals_is_not_a_requirement() -> None:
     assert not [x for x in parsed.criteria if x.origin == "text" and x.constraints]
 
 
+def test_an_exclusions_examples_decide_where_present_never_for_the_wider_head() -> None:
+    criterion = read(
+        "Patients who have received non-surgical treatment (e.g., radiotherapy, chemotherapy, "
+        "hormone therapy) for gastric cancer",
+        "exclusion",
+    )
+    assert criterion.gaps == ("wider: non-surgical",)
+    treated = dataclasses.replace(
+        BASE,
+        prior_anticancer_therapy=True,
+        treatments=(Treatment(TreatmentCategory.CHEMOTHERAPY, status="completed"),),
+    )
+    other = dataclasses.replace(
+        BASE,
+        prior_anticancer_therapy=True,
+        treatments=(Treatment(TreatmentCategory.IMMUNOTHERAPY, status="completed"),),
+    )
+    assert outcome(criterion, treated)[0] is Outcome.MET  # an example: non-surgical
+    assert outcome(criterion, other)[0] is Outcome.UNKNOWN  # non-surgical too, not read
+
+
 def test_a_plausibility_correction_is_marked_and_does_not_decide() -> None:
     criterion = read("hemoglobin>9g/l")
     assert criterion.reading_status == "suspect"
@@ -586,6 +607,21 @@ KEPT = [
         Outcome.NOT_MET,
     ),
     Kept("Adequate performance status and labs.", "inclusion", BASE, Outcome.UNKNOWN),
+    # "No A or B": neither; a note on how the study tests changes nothing of who is eligible.
+    Kept(
+        "No known brain metastases or carcinomatous meningitis* NOTE: *Baseline CT scan or MRI "
+        "of the brain required if there is clinical suspicion of CNS metastases",
+        "inclusion",
+        dataclasses.replace(BASE, metastatic_sites=("brain",)),
+        Outcome.NOT_MET,
+    ),
+    Kept(
+        "No known brain metastases or carcinomatous meningitis* NOTE: *Baseline CT scan or MRI "
+        "of the brain required if there is clinical suspicion of CNS metastases",
+        "inclusion",
+        _tnm("T3", "N1", "M0"),
+        Outcome.MET,
+    ),
     # T / N alternatives: cT2 N2 meets the second branch.
     Kept(
         "T3/4 N any or T 1/2 N 2/3",

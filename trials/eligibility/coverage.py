@@ -379,7 +379,11 @@ def coverage(
         if clause.role is Role.MAIN:
             continue
         inside = [p for p, (a, _, _) in enumerate(tokens) if clause.start <= a < clause.end]
-        if clause.role is Role.EXAMPLE or _supportive(tokens, inside, clause.role):
+        if (
+            clause.role is Role.EXAMPLE
+            or _supportive(tokens, inside, clause.role)
+            or _procedural(tokens, inside, clause.role)
+        ):
             for position in inside:
                 neutral[position] = True
             continue
@@ -491,12 +495,20 @@ def coverage(
     places = _Places(text, tokens, standing, kind)
     unplaced = bool(whole_gaps)  # a clause not understood is part of every constraint
     windows = _window_spans(text)
+    heads = _example_heads(structure, tokens, owner, neutral) if kind == "exclusion" else {}
     for position, (start, end, word) in enumerate(tokens):
         if owner[position] or neutral[position] or alternative[position]:
             continue
         if any(a <= start < b for a, b in whole_gaps):
             continue  # its clause is already a gap as a whole
         if len(word) == 1 and not word.isdigit():
+            continue
+        if position in heads:
+            # "non-surgical treatment (e.g. radiotherapy, chemotherapy)": the examples read
+            # are instances of a wider head, so their presence excludes (and only that).
+            gaps.append(f"wider: {heads[position]}")
+            if not unplaced:
+                unplaced = places.attach(position)  # never settles the head's absence
             continue
         window = next(((a, b) for a, b in windows if a <= start < b), None)
         if window:
@@ -696,6 +708,36 @@ class _Places:
                         dirty.add(j)
                         spread = True
         return tuple(i for i in range(len(constraints)) if i in owned and i not in dirty)
+
+
+def _example_heads(
+    structure: Structure,
+    tokens: list[tuple[int, int, str]],
+    owner: list[set[int] | None],
+    neutral: list[bool],
+) -> dict[int, str]:
+    """The words not read just before an example clause whose examples are read: the head
+    the examples are instances of (up to three words), by position."""
+    heads: dict[int, str] = {}
+    for clause in structure.clauses:
+        if clause.role is not Role.EXAMPLE:
+            continue
+        inside = [p for p, (a, _, _) in enumerate(tokens) if clause.start <= a < clause.end]
+        if not any((owner[p] or set()) - {_READ} for p in inside):
+            continue
+        before = [p for p, (a, _, _) in enumerate(tokens) if a < clause.start]
+        run: list[int] = []
+        for p in reversed(before):
+            if owner[p] or neutral[p]:
+                if run:
+                    break
+                continue
+            run.insert(0, p)
+            if len(run) == 3:
+                break
+        words = " ".join(tokens[p][2] for p in run)
+        heads.update(dict.fromkeys(run, words))
+    return heads
 
 
 def _window_spans(text: str) -> list[tuple[int, int]]:
@@ -927,6 +969,20 @@ def _supportive(tokens: list[tuple[int, int, str]], inside: list[int], role: Rol
     )
 
 
+def _procedural(tokens: list[tuple[int, int, str]], inside: list[int], role: Role) -> bool:
+    """A note on how the study tests ("Note: baseline MRI of the brain required if there is
+    clinical suspicion"; "no testing for hepatitis B is required unless mandated"): it
+    changes nothing of who is eligible, unless it admits or excludes someone."""
+    if role is not Role.REMARK or not inside:
+        return False
+    words = {tokens[p][2] for p in inside}
+    return bool(
+        words & _words("procedure_tests")
+        and words & _words("procedure_requirements")
+        and not words & _words("procedure_verdicts")
+    )
+
+
 _FILLER = frozenset(
     {
         "to",
@@ -1128,7 +1184,7 @@ def decides_only_present(gaps: Sequence[str], kind: str) -> bool:
     return (
         kind == "exclusion"
         and bool(gaps)
-        and all(gap.startswith(("or: ", "undefined: ")) for gap in gaps)
+        and all(gap.startswith(("or: ", "undefined: ", "wider: ")) for gap in gaps)
     )
 
 

@@ -2098,7 +2098,9 @@ def _read(text: str, context: Context) -> Extraction:
         metastases = extract_metastasis(text)
         found += metastases
         alternatives = len(metastases) > 1 or (metastases and resectable)
-        if alternatives and _OR.search(text):
+        # "No brain metastases or carcinomatous meningitis": neither, not either.
+        negated_all = all(not getattr(x, "present", True) for _, x in metastases)
+        if alternatives and _OR.search(text) and not negated_all:
             join = "any"
     if not found:
         return Extraction(category=keyword_category(text) if text else "other")

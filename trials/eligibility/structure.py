@@ -95,6 +95,9 @@ _SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<![A-Z])\.(?=\s+[A-Z(\d])|;
 _CLAUSE_END = re.compile(r"[,;:)]|\.(?=\s)|\bor\b(?=\s+(?:if|when|unless)\b)", re.I)
 
 
+_NOTE = re.compile(r"\b(?:note|nb|n\.b\.)\s*:", re.I)
+
+
 def parse_structure(text: str) -> Structure:
     """The clauses of a normalised criterion, with their roles."""
     return _parse(text)
@@ -124,6 +127,10 @@ def _parse(text: str) -> Structure:
                 clauses.append(
                     Clause(start + open_at, start + close_at + 1, inner_role, inner_marker)
                 )
+        note = _NOTE.search(sentence)
+        if note and note.start() > 0:
+            # "... meningitis* NOTE: *Baseline MRI required if ...": a note to the end.
+            clauses.append(Clause(start + note.start(), end, Role.REMARK, "note"))
         for name, role_of in (
             ("exception", Role.EXCEPTION),
             ("condition", Role.CONDITION),
