@@ -622,6 +622,18 @@ KEPT = [
         _tnm("T3", "N1", "M0"),
         Outcome.MET,
     ),
+    # "Including but not limited to" lists examples, not exceptions.
+    Kept(
+        "Active, diagnosed, or suspected autoimmune disease (including but not limited to: "
+        "uveitis, enteritis, hepatitis, pituitary, nephritis, vasculitis, hyperthyroidism, "
+        "hypothyroidism and asthma)",
+        "exclusion",
+        dataclasses.replace(
+            BASE,
+            comorbidities=(Comorbidity(ComorbidityKind.AUTOIMMUNE, "Hypothyroidism, autoimmune"),),
+        ),
+        Outcome.MET,
+    ),
     # T / N alternatives: cT2 N2 meets the second branch.
     Kept(
         "T3/4 N any or T 1/2 N 2/3",

@@ -495,7 +495,9 @@ def coverage(
     places = _Places(text, tokens, standing, kind)
     unplaced = bool(whole_gaps)  # a clause not understood is part of every constraint
     windows = _window_spans(text)
-    heads = _example_heads(structure, tokens, owner, neutral) if kind == "exclusion" else {}
+    heads = (
+        _example_heads(structure, tokens, owner, neutral, concept) if kind == "exclusion" else {}
+    )
     for position, (start, end, word) in enumerate(tokens):
         if owner[position] or neutral[position] or alternative[position]:
             continue
@@ -715,6 +717,7 @@ def _example_heads(
     tokens: list[tuple[int, int, str]],
     owner: list[set[int] | None],
     neutral: list[bool],
+    concept: list[bool],
 ) -> dict[int, str]:
     """The words not read just before an example clause whose examples are read: the head
     the examples are instances of (up to three words), by position."""
@@ -728,7 +731,9 @@ def _example_heads(
         before = [p for p, (a, _, _) in enumerate(tokens) if a < clause.start]
         run: list[int] = []
         for p in reversed(before):
-            if owner[p] or neutral[p]:
+            if concept[p]:
+                break  # the examples are of a concept read: no wider head
+            if neutral[p] or owner[p]:
                 if run:
                     break
                 continue

@@ -1669,7 +1669,7 @@ def _one_finding(found: list[tuple[int, c.Constraint]]) -> list[tuple[int, c.Con
 
 _EXCEPTION = re.compile(
     r"\b(?:except(?:ion)?s?(?:\s+(?:for|of))?|excluding|other\s+than|with\s+the\s+exception\s+of|"
-    r"but\s+not|unless|apart\s+from|not\s+including|allowed|permitted|eligible)\b",
+    r"but\s+not(?!\s+limited)|unless|apart\s+from|not\s+including|allowed|permitted|eligible)\b",
     re.I,
 )
 _N = r"\d+(?:\.\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|twelve"
