@@ -634,6 +634,21 @@ KEPT = [
         ),
         Outcome.MET,
     ),
+    # Named operations count by name ("distal" and "subtotal" are one operation).
+    *(
+        Kept(
+            "Patients need to undergo total gastrectomy or distal gastrectomy",
+            "exclusion",
+            dataclasses.replace(BASE, surgeries=(Surgery(procedure, "planned"),)),
+            outcome,
+        )
+        for procedure, outcome in (
+            ("total_gastrectomy", Outcome.MET),
+            ("subtotal_gastrectomy", Outcome.MET),
+            ("proximal_gastrectomy", Outcome.NOT_MET),
+            ("gastrectomy", Outcome.UNKNOWN),
+        )
+    ),
     # T / N alternatives: cT2 N2 meets the second branch.
     Kept(
         "T3/4 N any or T 1/2 N 2/3",

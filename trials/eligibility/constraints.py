@@ -231,9 +231,12 @@ class Surgery(Constraint):
     type: ClassVar[str] = "surgery"
     status: str = "planned"
     present: bool = True
+    # The operations named ("total gastrectomy or distal gastrectomy"): only these count.
+    procedures: tuple[str, ...] = ()
 
     def describe(self) -> str:
-        return f"radical surgery {'' if self.present else 'not '}{self.status}"
+        what = " or ".join(x.replace("_", " ") for x in self.procedures) or "radical surgery"
+        return f"{what} {'' if self.present else 'not '}{self.status}"
 
 
 @dataclass(frozen=True)

@@ -1086,6 +1086,10 @@ def _concept_spans(text: str, constraint: c.Constraint) -> Iterable[tuple[int, i
     if isinstance(constraint, c.Surgery | c.PriorTherapy | c.Resectable):
         # "without a remnant cancer (R0)": a complete resection, not a negation.
         yield from ((m.start(), m.end()) for m in _R0.finditer(text))
+    if isinstance(constraint, c.Surgery) and constraint.procedures:
+        from trials.eligibility.extract import PROCEDURES
+
+        yield from ((m.start(), m.end()) for m in PROCEDURES.finditer(text))
     if isinstance(constraint, c.Stage):
         from trials.eligibility.extract import NODES_INVOLVED, extent_spans
 

@@ -1356,6 +1356,10 @@ class PatientEvaluator:
 
     def _surgery(self, constraint: c.Surgery) -> Check:
         radical = [s for s in self.facts.surgeries if s.radical]
+        if constraint.procedures:
+            named = _named_surgery(constraint, radical)
+            if named is not None:
+                return named
         done = [s for s in radical if s.status == "done"]
         planned = [s for s in radical if s.status == "planned"]
         if constraint.status == "done":
@@ -1379,6 +1383,31 @@ class PatientEvaluator:
 
 
 # --- Helpers ------------------------------------------------------------------------------------
+
+
+def _named_surgery(constraint: c.Surgery, radical: list[f.Surgery]) -> Check | None:
+    """A criterion naming its operations ("total or distal gastrectomy"): the recorded
+    surgery of that status is one of them or not; None (the general answer) when none is
+    recorded, unknown when the one recorded has no specific name."""
+    wanted = set(constraint.procedures)
+    if "distal_gastrectomy" in wanted:
+        wanted.add("subtotal_gastrectomy")
+    recorded = [s for s in radical if s.status == constraint.status]
+    if not recorded:
+        return None
+    names = " or ".join(x.replace("_", " ") for x in constraint.procedures)
+    if any(s.procedure in wanted for s in recorded):
+        surgery = next(s for s in recorded if s.procedure in wanted)
+        has = Check(True, f"{surgery.procedure.replace('_', ' ')} {constraint.status}")
+    elif any(s.procedure in ("gastrectomy", "other") for s in recorded):
+        has = Check(None, f"which operation is {constraint.status} is not recorded", ("surgery",))
+    else:
+        shown = ", ".join(s.procedure.replace("_", " ") for s in recorded)
+        has = Check(False, f"{shown} {constraint.status}, not {names}")
+    if constraint.present or has.holds is None:
+        return has
+    return Check(not has.holds, has.reason, has.missing)
+
 
 _POINTS: dict[int, tuple[tuple[SitePoint, ...], tuple[tuple[float, float, float], ...]]] = {}
 

@@ -1904,6 +1904,28 @@ _SURGERY_DONE = re.compile(
 )
 
 
+# Named operations: "distal" and "subtotal" gastrectomy are one operation.
+PROCEDURES = re.compile(
+    r"\b(?P<kind>total|subtotal|distal|proximal)\s+gastrectom(?:y|ies)\b|"
+    r"\b(?P<esophagus>o?esophagectom(?:y|ies)|esophagogastrectomy)\b",
+    re.I,
+)
+
+
+def _procedures(text: str) -> tuple[str, ...]:
+    """The operations a surgery criterion names, or () when it names surgery in general."""
+    found: list[str] = []
+    for match in PROCEDURES.finditer(text):
+        kind = (match.group("kind") or "").lower()
+        name = "esophagectomy" if match.group("esophagus") else f"{kind}_gastrectomy"
+        name = "distal_gastrectomy" if name == "subtotal_gastrectomy" else name
+        if name not in found:
+            found.append(name)
+    if found and re.search(r"\bgastrectomy\b", PROCEDURES.sub(" ", text), re.I):
+        return ()  # also a gastrectomy of any kind
+    return tuple(found)
+
+
 def extract_surgery(text: str) -> list[tuple[int, c.Constraint]]:
     if not _mentions(text, _SURGERY_WORDS):
         return []
@@ -1912,7 +1934,11 @@ def extract_surgery(text: str) -> list[tuple[int, c.Constraint]]:
         return [
             (
                 done.start(),
-                c.Surgery(status="done", present=not negated(text, done.start(), done.end())),
+                c.Surgery(
+                    status="done",
+                    present=not negated(text, done.start(), done.end()),
+                    procedures=_procedures(text),
+                ),
             )
         ]
     planned = _SURGERY_PLANNED.search(text)
@@ -1921,7 +1947,9 @@ def extract_surgery(text: str) -> list[tuple[int, c.Constraint]]:
             (
                 planned.start(),
                 c.Surgery(
-                    status="planned", present=not negated(text, planned.start(), planned.end())
+                    status="planned",
+                    present=not negated(text, planned.start(), planned.end()),
+                    procedures=_procedures(text),
                 ),
             )
         ]
