@@ -492,7 +492,7 @@ def coverage(
         else None
         for o, n, (_, _, word) in zip(owner, named, tokens, strict=True)
     ]
-    places = _Places(text, tokens, standing, kind)
+    places = _LazyPlaces(text, tokens, standing, kind)
     unplaced = bool(whole_gaps)  # a clause not understood is part of every constraint
     windows = _window_spans(text)
     heads = (
@@ -569,6 +569,30 @@ _TOGETHER = frozenset({"primary_site", "histology", "age", "sex", "stage"})
 _JOINED = re.compile(r"^\W*(?:or|and|and/or|nor)\b", re.I)
 
 
+class _LazyPlaces:
+    """``_Places``, built only when a gap is to be placed (most readings have none)."""
+
+    def __init__(self, *args: Any) -> None:
+        self._args = args
+        self._places: _Places | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._places is None:
+            self._places = _Places(*self._args)
+        return getattr(self._places, name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _element_breaks(text: str) -> tuple[int, ...]:
+    """Where list elements start: after each top-level break (outside parentheses)."""
+    found = []
+    for match in _ELEMENT_BREAK.finditer(text):
+        before = text[: match.start()]
+        if "(" not in before or before.count("(") <= before.count(")"):
+            found.append(match.start() + 1)
+    return tuple(found)
+
+
 class _Places:
     """Which constraint each word not understood stands beside.
 
@@ -587,16 +611,7 @@ class _Places:
         self.text, self.tokens, self.kind = text, tokens, kind
         self.owners = [frozenset((found or set()) - {_READ}) for found in owner]
         sentence_starts = [a for a, _ in sentence_spans(text)] or [0]
-        breaks = [0]
-        depth = 0
-        for index, char in enumerate(text):
-            if char == "(":
-                depth += 1
-            elif char == ")":
-                depth = max(0, depth - 1)
-            if depth == 0 and _ELEMENT_BREAK.match(text, index):
-                breaks.append(index + 1)
-        breaks = sorted({*breaks, *sentence_starts})
+        breaks = sorted({0, *_element_breaks(text), *sentence_starts})
         self.breaks = breaks
         self.element = [bisect.bisect_right(breaks, a) - 1 for a, _, _ in tokens]
         self.sentence = [bisect.bisect_right(sentence_starts, a) - 1 for a, _, _ in tokens]

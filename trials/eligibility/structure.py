@@ -195,9 +195,10 @@ def _list_goes_on(text: str, position: int, limit: int) -> bool:
     return bool(re.match(r"\s*[\w-]+(?:\s+[\w-]+){0,3}\s*(?:,|\bor\b|\band\b|\)|$)", rest))
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
+@functools.lru_cache(maxsize=4096)
+def sentence_spans(text: str) -> tuple[tuple[int, int], ...]:
     """The sentences of a normalised criterion as (start, end) positions."""
-    return _sentences(text)
+    return tuple(_sentences(text))
 
 
 def _sentences(text: str) -> list[tuple[int, int]]:
