@@ -492,7 +492,7 @@ def coverage(
         else None
         for o, n, (_, _, word) in zip(owner, named, tokens, strict=True)
     ]
-    places = _LazyPlaces(text, tokens, standing, kind)
+    places = _Places(text, tokens, standing, kind)
     unplaced = bool(whole_gaps)  # a clause not understood is part of every constraint
     windows = _window_spans(text)
     heads = (
@@ -569,19 +569,6 @@ _TOGETHER = frozenset({"primary_site", "histology", "age", "sex", "stage"})
 _JOINED = re.compile(r"^\W*(?:or|and|and/or|nor)\b", re.I)
 
 
-class _LazyPlaces:
-    """``_Places``, built only when a gap is to be placed (most readings have none)."""
-
-    def __init__(self, *args: Any) -> None:
-        self._args = args
-        self._places: _Places | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._places is None:
-            self._places = _Places(*self._args)
-        return getattr(self._places, name)
-
-
 @functools.lru_cache(maxsize=4096)
 def _element_breaks(text: str) -> tuple[int, ...]:
     """Where list elements start: after each top-level break (outside parentheses)."""
@@ -608,30 +595,61 @@ class _Places:
         owner: list[set[int] | None],
         kind: str,
     ) -> None:
-        self.text, self.tokens, self.kind = text, tokens, kind
-        self.owners = [frozenset((found or set()) - {_READ}) for found in owner]
-        sentence_starts = [a for a, _ in sentence_spans(text)] or [0]
-        breaks = sorted({0, *_element_breaks(text), *sentence_starts})
-        self.breaks = breaks
-        self.element = [bisect.bisect_right(breaks, a) - 1 for a, _, _ in tokens]
-        self.sentence = [bisect.bisect_right(sentence_starts, a) - 1 for a, _, _ in tokens]
+        # The indexes are built on first use: most readings have no gap to place.
+        self.text, self.tokens, self.kind, self._owner = text, tokens, kind, owner
         self.dirty: set[int] = set()  # constraints a gap stands beside
         self.dirty_at: set[tuple[int, int]] = set()  # ... in one list element
 
-    def _in(self, index: list[int], value: int) -> list[int]:
-        return [p for p, v in enumerate(index) if v == value]
+    @functools.cached_property
+    def owners(self) -> list[frozenset[int]]:
+        return [frozenset((found or set()) - {_READ}) for found in self._owner]
+
+    @functools.cached_property
+    def _sentence_starts(self) -> list[int]:
+        return [a for a, _ in sentence_spans(self.text)] or [0]
+
+    @functools.cached_property
+    def breaks(self) -> list[int]:
+        return sorted({0, *_element_breaks(self.text), *self._sentence_starts})
+
+    @functools.cached_property
+    def element(self) -> list[int]:
+        """Each token's list element."""
+        return [bisect.bisect_right(self.breaks, a) - 1 for a, _, _ in self.tokens]
+
+    @functools.cached_property
+    def sentence(self) -> list[int]:
+        """Each token's sentence."""
+        return [bisect.bisect_right(self._sentence_starts, a) - 1 for a, _, _ in self.tokens]
+
+    @functools.cached_property
+    def _members(self) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+        """The token positions of each element and of each sentence."""
+        elements: dict[int, list[int]] = {}
+        sentences: dict[int, list[int]] = {}
+        for position, (element, sentence) in enumerate(
+            zip(self.element, self.sentence, strict=True)
+        ):
+            elements.setdefault(element, []).append(position)
+            sentences.setdefault(sentence, []).append(position)
+        return elements, sentences
+
+    def _of_element(self, element: int) -> list[int]:
+        return self._members[0].get(element, [])
+
+    def _of_sentence(self, position: int) -> list[int]:
+        return self._members[1][self.sentence[position]]
 
     def _owners(self, positions: Iterable[int]) -> set[int]:
         return {i for p in positions for i in self.owners[p]}
 
     def attach(self, position: int) -> bool:
         """Place one gap word; True when it cannot be placed (it is part of everything)."""
-        element = self._in(self.element, self.element[position])
-        owned = [p for p in element if self.owners[p]]
+        here = self.element[position]
+        owned = [p for p in self._of_element(here) if self.owners[p]]
+        sentence = self._of_sentence(position)
+        elements = sorted({self.element[p] for p in sentence})
         if owned:
-            sentence = self._in(self.sentence, self.sentence[position])
-            elements = sorted({self.element[p] for p in sentence})
-            here = self.element[position]
             if len(elements) > 1 and (
                 (here == elements[-1] and position > max(owned))
                 or (here == elements[0] and position < min(owned))
@@ -642,11 +660,8 @@ class _Places:
                 return False
             # The nearest constraint; on a tie the one after (a qualifier precedes its noun).
             nearest = min(owned, key=lambda p: (abs(p - position), p < position))
-            self.dirty_at |= {(i, self.element[position]) for i in self.owners[nearest]}
+            self.dirty_at |= {(i, here) for i in self.owners[nearest]}
             return False
-        sentence = self._in(self.sentence, self.sentence[position])
-        elements = sorted({self.element[p] for p in sentence})
-        here = self.element[position]
         start = self.breaks[here]
         words = self.text[start : start + 80]
         alternative = len(elements) >= 3 or _JOINED.match(words)
@@ -654,11 +669,11 @@ class _Places:
             return False  # one more alternative of an exclusion's list
         if self.kind == "exclusion":
             # It says more of its neighbour: the element before, or else the one after.
-            before = [e for e in elements if e < here and self._owners(self._in(self.element, e))]
-            after = [e for e in elements if e > here and self._owners(self._in(self.element, e))]
+            before = [e for e in elements if e < here and self._owners(self._of_element(e))]
+            after = [e for e in elements if e > here and self._owners(self._of_element(e))]
             chosen = before[-1:] or after[:1]
             if chosen:
-                self.dirty |= self._owners(self._in(self.element, chosen[0]))
+                self.dirty |= self._owners(self._of_element(chosen[0]))
                 return False
             return True
         found = self._owners(sentence)
@@ -679,7 +694,7 @@ class _Places:
         if not read_side:
             return True
         self.dirty |= read_side - {_READ}
-        sentence = self._in(self.sentence, self.sentence[position])
+        sentence = self._of_sentence(position)
         if len({self.element[p] for p in sentence}) > 1:
             self.dirty |= self._owners(sentence)
         return False

@@ -621,10 +621,7 @@ class PatientEvaluator:
             # (an exclusion's unread alternatives) where they are present.
             leaf = self._narrowed if settled == "absent" else self._widened
             if join == "any":
-                together = [x for x in constraints if x.type in _ALWAYS_TOGETHER]
-                alternatives = [x for x in constraints if x.type not in _ALWAYS_TOGETHER]
-                if not alternatives:
-                    together, alternatives = [], list(constraints)
+                together, alternatives = _together_and_alternatives(constraints)
                 narrowed = [leaf(x) for x in together]
                 narrowed.append(_any([leaf(x) for x in alternatives]))
             else:
@@ -634,10 +631,7 @@ class PatientEvaluator:
                 return Outcome.UNKNOWN, combined.reason, combined.missing
             return (Outcome.MET if combined.holds else Outcome.NOT_MET), combined.reason, ()
         if join == "any":
-            together = [x for x in constraints if x.type in _ALWAYS_TOGETHER]
-            alternatives = [x for x in constraints if x.type not in _ALWAYS_TOGETHER]
-            if not alternatives:
-                together, alternatives = [], list(constraints)
+            together, alternatives = _together_and_alternatives(constraints)
             checks = [self.check(x) for x in together]
             checks.append(_any([self.check(x, alternative=True) for x in alternatives]))
         elif len(constraints) == 1:
@@ -664,18 +658,15 @@ class PatientEvaluator:
         parts = tuple(rule.constraints[i] for i in rule.parts if i < count)
         every = len(parts) == count
         if rule.join == "any":
-            together = [x for x in rule.constraints if x.type in _ALWAYS_TOGETHER]
-            if together and len(together) < count:
-                alternatives = [x for x in parts if x.type not in _ALWAYS_TOGETHER]
+            together, alternatives = _together_and_alternatives(rule.constraints)
+            if together:
                 checks = [self.check(x) for x in together if x in parts]
                 failed = next((x for x in checks if x.holds is False), None)
                 if failed is not None:
                     return failed
                 if len(checks) < len(together) or any(not x.holds for x in checks):
                     return None
-            else:
-                alternatives = list(parts)
-            found = [self.check(y, alternative=True) for y in alternatives]
+            found = [self.check(y, alternative=True) for y in alternatives if y in parts]
             held = next((x for x in found if x.holds), None)
             if held is not None or not every:
                 return held
@@ -1461,6 +1452,18 @@ def named_diseases(name: str) -> frozenset[str]:
     """The specific autoimmune diseases a recorded condition's name is one of."""
     matcher = group_matcher("autoimmune_diseases")
     return frozenset(x for a, b, _ in matcher.finditer(name) for x in matcher.concepts(name[a:b]))
+
+
+def _together_and_alternatives(
+    constraints: Sequence[c.Constraint],
+) -> tuple[list[c.Constraint], list[c.Constraint]]:
+    """An any-of's constraints that hold for every alternative (the disease and the person)
+    and its alternatives; all are alternatives when there is nothing else."""
+    together = [x for x in constraints if x.type in _ALWAYS_TOGETHER]
+    alternatives = [x for x in constraints if x.type not in _ALWAYS_TOGETHER]
+    if not alternatives:
+        return [], list(constraints)
+    return together, alternatives
 
 
 def _conditional(constraint: c.AllOf) -> bool:

@@ -608,6 +608,7 @@ _ADVANCED = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=2048)
 def _extent(text: str) -> re.Match[str] | None:
     """The one extent phrase read as a stage ("locally advanced [or metastatic]",
     "advanced ... cancer"), or None."""
