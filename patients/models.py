@@ -451,6 +451,8 @@ class Comorbidity(Fact):
             (ComorbidityKind.HBV.value, "Hepatitis B"),
             (ComorbidityKind.HCV.value, "Hepatitis C"),
             (ComorbidityKind.HIV.value, "HIV"),
+            (ComorbidityKind.IMMUNODEFICIENCY.value, "Immunodeficiency (not HIV)"),
+            (ComorbidityKind.INFECTION.value, "Acute infection (treated systemically)"),
             (ComorbidityKind.ORGAN_TRANSPLANT.value, "Organ transplant"),
             (ComorbidityKind.STEM_CELL_TRANSPLANT.value, "Allogeneic stem-cell transplant"),
             (ComorbidityKind.OTHER_MALIGNANCY.value, "Other malignancy"),

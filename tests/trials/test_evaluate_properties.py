@@ -266,6 +266,8 @@ COMORBIDITY_NAMES = {
     f.ComorbidityKind.HBV: ["hepatitis B"],
     f.ComorbidityKind.HCV: ["hepatitis C"],
     f.ComorbidityKind.HIV: ["HIV"],
+    f.ComorbidityKind.IMMUNODEFICIENCY: ["common variable immunodeficiency"],
+    f.ComorbidityKind.INFECTION: ["pneumonia", "cellulitis"],
     f.ComorbidityKind.ORGAN_TRANSPLANT: ["kidney transplant"],
     f.ComorbidityKind.STEM_CELL_TRANSPLANT: ["allogeneic stem-cell transplant"],
     f.ComorbidityKind.OTHER_MALIGNANCY: ["prostate cancer", "basal cell carcinoma"],
@@ -342,7 +344,8 @@ def comorbidities(draw: st.DrawFn, kind: f.ComorbidityKind) -> f.Comorbidity:
         name=draw(st.sampled_from(COMORBIDITY_NAMES[kind])),
         present=draw(st.booleans()),
         active=draw(st.sampled_from([None, True, False])),
-        onset=draw(maybe(days_before(30, 30 * 365))),
+        # Infections are current only for weeks: their onsets start at a day ago.
+        onset=draw(maybe(days_before(1 if kind is f.ComorbidityKind.INFECTION else 30, 30 * 365))),
     )
 
 

@@ -24,8 +24,10 @@ from typing import Any
 
 from trials.eligibility import constraints as c
 from trials.eligibility.drugs import drugs
+from trials.eligibility.facts import IMMUNOSUPPRESSIVE_PREDNISONE_MG
 from trials.eligibility.lexicon import GENERIC_AUTOIMMUNE, concept_patterns, group_matcher, lexicon
 from trials.eligibility.structure import (
+    Clause,
     Role,
     Structure,
     parse_structure,
@@ -245,6 +247,34 @@ def _exception_words() -> frozenset[str]:
     return frozenset(found)
 
 
+_PAST_OR_CURRENT = re.compile(
+    r"\b(?:previous|prior|past|history)\b[^.;]{0,40}?\bor\s+(?:current|concurrent|coexisting)\b|"
+    r"\b(?:current|concurrent)\s+or\s+(?:previous|prior|past)\b",
+    re.I,
+)
+# An allowance's own verdict ("is allowed to be included"), an exception list's head
+# ("Exceptions include ..."): words of the clause's role, not of its content.
+_ADMITTED = frozenset({"included", "enrolled", "eligible", "entered", "participate", "study"})
+_EXCEPTION_HEADS = frozenset({"exceptions", "exception", "include", "includes", "including"})
+
+
+def _further_condition(
+    tokens: list[tuple[int, int, str]], inside: list[int], leftover: list[int]
+) -> str:
+    """The words of an exception's further condition ("... and no additional therapy is
+    required"), when all the words not read follow an "and" after the window: "" else."""
+    words = [tokens[p][2] for p in inside]
+    joined = [i for i, w in enumerate(words) if w == "and"]
+    if not joined or not leftover:
+        return ""
+    first = inside.index(leftover[0])
+    if not any(i < first for i in joined) or not any(
+        _NUMBER.match(w) for w in words[: max(i for i in joined if i < first)]
+    ):
+        return ""
+    return " ".join(tokens[p][2] for p in leftover)
+
+
 def _tokens_of(phrase: str) -> list[str]:
     return [m.group(0).lower() for m in _TOKEN.finditer(phrase)]
 
@@ -257,11 +287,13 @@ def coverage(
     *,
     structure: Structure | None = None,
     consumed: Sequence[tuple[int, int]] = (),
+    naming: Sequence[tuple[int, int]] = (),
 ) -> Coverage:
     """The words of ``text`` (normalised) that the constraints read from it leave unexplained.
 
     ``consumed``: the spans a reader reports it read (the lab reader does); numbers outside
-    them are then not accounted for by the reading's type alone."""
+    them are then not accounted for by the reading's type alone. ``naming``: spans that name
+    every constraint ("serious cardiovascular disease" for its floors)."""
     if not constraints:
         return Coverage()
     structure = structure or parse_structure(text)
@@ -270,7 +302,10 @@ def coverage(
     owner: list[set[int] | None] = [None] * len(tokens)  # which constraints account for it
     neutral = [False] * len(tokens)
     concept = [False] * len(tokens)  # a word naming a concept read (not a generic word)
-    named = [False] * len(tokens)  # ... or a code or number of one: where a constraint stands
+    # The constraints naming each word, by a concept word, a code or a number of theirs:
+    # where a constraint stands.
+    namers: list[set[int]] = [set() for _ in tokens]
+    remarked = [False] * len(tokens)  # in a note that names concepts but decides nothing
 
     def mark_span(start: int, end: int, index: int) -> None:
         position = bisect.bisect_left(starts, start)
@@ -278,11 +313,16 @@ def coverage(
         while position < len(tokens) and tokens[position][0] < end:
             owner[position] = (owner[position] or set()) | {index}
             if index != _READ:
-                concept[position] = named[position] = True
+                concept[position] = True
+                namers[position].add(index)
             position += 1
 
     for start, end in consumed:
         mark_span(start, end, _READ)
+    for start, end in naming:
+        # Words that name every constraint at once (an undefined quality's floors).
+        for index in range(len(constraints)):
+            mark_span(start, end, index)
     flat = [leaf for x in constraints for leaf in c.leaves(x)]
     types = {leaf.type for leaf in flat}
     # Numbers and units are accounted for by a lab reading that does not say what it read;
@@ -308,10 +348,17 @@ def coverage(
                 vocabulary = vocabulary | _words("other_malignancy")
                 if constraint.within_years:
                     vocabulary = vocabulary | _words("remission")
+                    if _PAST_OR_CURRENT.search(text):
+                        # "previous (< 10 years) or current": a current cancer is inside
+                        # any window (``evaluate._recent``).
+                        vocabulary = vocabulary | {"current", "concurrent", "coexisting"}
+            if isinstance(constraint, c.Comorbidity) and constraint.kind == "infection":
+                # The infections the kind holds are those treated systemically (antibiotics).
+                vocabulary = vocabulary | _words("infection_treatment")
             for position, (_, _, word) in enumerate(tokens):
                 if _typed_token(constraint, word):
                     owner[position] = (owner[position] or set()) | {index}
-                    named[position] = True
+                    namers[position].add(index)
                 elif (
                     _known(word, vocabulary)
                     or (word in _SYSTEMIC_WORDS and getattr(constraint, "systemic_treatment", None))
@@ -331,14 +378,19 @@ def coverage(
             or (windowed and (word in window_words or _NUMBER.match(word)))
         ):
             neutral[position] = True
-        elif _NUMBER.match(word) and _number_values(word) & own_numbers:
+        elif (
+            _NUMBER.match(word)
+            and _number_values(word) & own_numbers
+            and "^" not in text[max(0, tokens[position][0] - 1) : tokens[position][1] + 1]
+        ):  # not the 10 or the 9 of "10^9/L"
             values = _number_values(word)
-            named[position] = True
-            owner[position] = {
+            numbered = {
                 i
                 for i, x in enumerate(constraints)
                 if any(values & _numbers_of(leaf) for leaf in c.leaves(x))
             }
+            owner[position] = numbered
+            namers[position] = set(numbered)
         elif (
             word in ("<", ">", "<=", ">=", "%")
             and (numeric or consumed or own_numbers or "stage" in types)
@@ -372,20 +424,27 @@ def coverage(
                     neutral[position] = True
     gaps: list[str] = []
     whole_gaps: list[tuple[int, int]] = []  # clauses that are a gap as a whole
+    enclosed: list[int] = []  # ... in parentheses: the first word of each
+    qualified: set[int] = set()  # constraints a condition on their organ's function qualifies
     # Roles: a clause that is not main is explained only by a reading that represents it.
     conditions = [x for x in flat if isinstance(x, c.Lab) and x.condition]
     exceptions = [x for x in flat if getattr(x, "exceptions", ())]
-    for clause in structure.clauses:
+    # Examples first: "exceptions include in situ cancers (e.g. bladder, colon)" holds them.
+    ordered = sorted(structure.clauses, key=lambda x: x.role is not Role.EXAMPLE)
+    for clause in ordered:
         if clause.role is Role.MAIN:
             continue
         inside = [p for p, (a, _, _) in enumerate(tokens) if clause.start <= a < clause.end]
-        if (
-            clause.role is Role.EXAMPLE
-            or _supportive(tokens, inside, clause.role)
-            or _procedural(tokens, inside, clause.role)
-        ):
+        aside = _procedural(tokens, inside, clause.role) or _steroid_allowance(
+            tokens, inside, clause.role, flat
+        )
+        if clause.role is Role.EXAMPLE or aside or _supportive(tokens, inside, clause.role):
             for position in inside:
                 neutral[position] = True
+                if aside:
+                    # A note on testing names the concept without saying who is eligible:
+                    # no constraint stands there.
+                    remarked[position] = True
             continue
         if clause.role is Role.CONDITION and _formula(tokens, inside, flat):
             for position in inside:
@@ -414,6 +473,7 @@ def coverage(
                 | _words("condition_words")
                 | (_words("remission") if timed else frozenset())
                 | set(_tokens_of(clause.marker))
+                | (_ADMITTED if clause.role is Role.ALLOWANCE else _EXCEPTION_HEADS)
             )
             leftover = [
                 p
@@ -426,8 +486,32 @@ def coverage(
                 for position in inside:
                     neutral[position] = True
                 continue
+            if kind == "exclusion" and clause.role is Role.EXCEPTION and timed:
+                further = _further_condition(tokens, inside, leftover)
+                if further:
+                    # "excluded unless in remission for 2 years and no therapy is needed":
+                    # the window read excludes; the condition joined to it only adds to
+                    # whom the criterion excludes.
+                    for position in inside:
+                        neutral[position] = True
+                    gaps.append(f"further: {further}")
+                    whole_gaps.append((clause.start, clause.end))  # no part is read in full
+                    continue
         gaps.append(f"{clause.role.value}: {clause.marker.lower()}")
         whole_gaps.append((clause.start, clause.end))
+        function = (
+            _one_function(text, clause, constraints)
+            if kind == "inclusion" and clause.role is Role.CONDITION
+            else set()
+        )
+        if function:
+            # "creatinine clearance > 60 mL/min, if just below 60 then GFR > 60 by 24-hour
+            # urine": a condition naming the kidney's measures qualifies the kidney's limits.
+            qualified |= function
+            enclosed.append(-1)
+        elif _parenthesised(text, clause.start, clause.end) and inside:
+            # "chronic hepatitis B (... can be included)": it qualifies its list element.
+            enclosed.append(inside[0])
     # "or" between words of different constraints joined as all-of is not understood.
     alternative = [False] * len(tokens)
     alternatives: list[str] = []
@@ -479,10 +563,13 @@ def coverage(
     # Where each constraint stands: its concept words, codes and numbers, and the words of
     # its vocabulary no other constraint shares ("pregnant").
     neutral_words = _words("neutral")
+    # A constraint stands where it is named ("count" of "neutrophil count" is the
+    # neutrophils', not every count's), or where only its vocabulary says it ("pregnant").
     standing = [
-        o
-        if n
-        or (
+        set(m)
+        if m
+        else o
+        if (
             o
             and len(o - {_READ}) == 1
             and constraints[next(iter(o - {_READ}))].type in _NAMED_BY_VOCABULARY
@@ -490,10 +577,16 @@ def coverage(
             and word not in neutral_words
         )
         else None
-        for o, n, (_, _, word) in zip(owner, named, tokens, strict=True)
+        for o, m, (_, _, word) in zip(owner, namers, tokens, strict=True)
     ]
+    standing = [None if aside else x for x, aside in zip(standing, remarked, strict=True)]
     places = _Places(text, tokens, standing, kind)
-    unplaced = bool(whole_gaps)  # a clause not understood is part of every constraint
+    # A clause not understood is part of every constraint, unless parentheses enclose it.
+    unplaced = len(whole_gaps) > len(enclosed)
+    places.dirty |= qualified
+    for position in enclosed:
+        if position >= 0 and not unplaced:
+            unplaced = places.attach(position, local=True)
     windows = _window_spans(text)
     heads = (
         _example_heads(structure, tokens, owner, neutral, concept) if kind == "exclusion" else {}
@@ -551,6 +644,54 @@ def coverage(
     return Coverage(tuple(dict.fromkeys(gaps)), parts, separate)
 
 
+# Measures of one organ's function: a condition naming one qualifies the limits on all.
+_FUNCTIONS = (
+    frozenset({"ast", "alt", "alp", "ggt"}),
+    frozenset({"creatinine", "creatinine_clearance", "egfr"}),
+    frozenset({"bilirubin", "direct_bilirubin"}),
+    frozenset({"inr", "pt", "aptt"}),
+)
+
+
+def _one_function(text: str, clause: Clause, constraints: Sequence[c.Constraint]) -> set[int]:
+    """The constraints limiting the one organ function a condition inside a sentence names
+    (beside limits of other functions); empty when it names none, or more than one."""
+    if clause.start == 0 or not text[: clause.start].rstrip().endswith(","):
+        return set()
+    named = {
+        concept
+        for _, _, found in _group_matches(text[clause.start : clause.end], "analytes")
+        for concept in found
+    }
+    family = next((f for f in _FUNCTIONS if named and named <= f), None)
+    if family is None:
+        return set()
+    found = {
+        i
+        for i, x in enumerate(constraints)
+        if any(isinstance(leaf, c.Lab) and str(leaf.analyte) in family for leaf in c.leaves(x))
+    }
+    others = any(
+        isinstance(leaf, c.Lab) and str(leaf.analyte) not in family
+        for x in constraints
+        for leaf in c.leaves(x)
+    )
+    return found if others else set()
+
+
+def _parenthesised(text: str, start: int, end: int) -> bool:
+    """Does the span lie inside one pair of parentheses ("(... can be included)")?"""
+    opened = text.rfind("(", 0, start + 1)
+    if opened < 0 or text.rfind(")", opened, start) >= 0:
+        return False
+    closed = text.find(")", max(end - 1, start))
+    return closed >= 0 and text.find("(", start + 1, closed) < 0
+
+
+# The words of a grade ("≥ grade 2", "grade 3 or higher", "CTCAE grade > 1").
+_GRADE_WORD = re.compile(
+    r"^(?:[<>]=?|=|grades?|ctcae|\d|or|and|higher|greater|worse|above|more)$", re.I
+)
 # Where one list element ends: top-level ";", "," (not a thousands comma), ":", a sentence's
 # end and a numbered item ("(2)", "3)").
 _ELEMENT_BREAK = re.compile(r";|,(?!\d{3}(?!\d))|:(?=\s)|\.(?=\s|$)|\n|(?<![\w(])\(?\d\)\s")
@@ -643,15 +784,20 @@ class _Places:
     def _owners(self, positions: Iterable[int]) -> set[int]:
         return {i for p in positions for i in self.owners[p]}
 
-    def attach(self, position: int) -> bool:
-        """Place one gap word; True when it cannot be placed (it is part of everything)."""
+    def attach(self, position: int, *, local: bool = False) -> bool:
+        """Place one gap word; True when it cannot be placed (it is part of everything).
+        ``local``: it qualifies its own list element only (a parenthesis)."""
         here = self.element[position]
         owned = [p for p in self._of_element(here) if self.owners[p]]
         sentence = self._of_sentence(position)
         elements = sorted({self.element[p] for p in sentence})
         if owned:
             if len(elements) > 1 and (
-                (here == elements[-1] and position > max(owned))
+                (
+                    here == elements[-1]
+                    and position > max(owned)
+                    and not (local or self._graded(position))
+                )
                 or (here == elements[0] and position < min(owned))
             ):
                 # Before a list's first concept or after its last ("DVT, PE or other events
@@ -681,6 +827,18 @@ class _Places:
             return True
         self.dirty |= found
         return False
+
+    def _graded(self, position: int) -> bool:
+        """Is the word part of a grade written right after a concept ("pneumonitis >= grade
+        2")? A grade binds to the concept it follows, not to the whole list."""
+        words = [w for _, _, w in self.tokens]
+        start = end = position
+        while start > 0 and _GRADE_WORD.match(words[start - 1]) and not self.owners[start - 1]:
+            start -= 1
+        while end + 1 < len(words) and _GRADE_WORD.match(words[end + 1]):
+            end += 1
+        run = words[start : end + 1]
+        return start > 0 and bool(self.owners[start - 1]) and bool({"grade", "grades"} & set(run))
 
     def attach_alternative(
         self, position: int, read_side: set[int] | None, *, own: bool = False
@@ -978,9 +1136,17 @@ def _related(constraints: Sequence[c.Constraint], left: set[int], right: set[int
 
     for a in limits(left):
         for b in limits(right):
-            if a.analyte == b.analyte or (a.op, a.value, a.uln) == (b.op, b.value, b.uln):
+            if a.analyte == b.analyte:
+                return True
+            same_limit = (a.op, a.value, a.uln) == (b.op, b.value, b.uln)
+            if same_limit and _same_function(str(a.analyte), str(b.analyte)):
                 return True
     return False
+
+
+def _same_function(a: str, b: str) -> bool:
+    """Measures of one organ's function ("AST or ALT"), not bilirubin beside creatinine."""
+    return any(a in family and b in family for family in _FUNCTIONS)
 
 
 def _supportive(tokens: list[tuple[int, int, str]], inside: list[int], role: Role) -> bool:
@@ -1004,18 +1170,48 @@ def _supportive(tokens: list[tuple[int, int, str]], inside: list[int], role: Rol
     )
 
 
+def _steroid_allowance(
+    tokens: list[tuple[int, int, str]], inside: list[int], role: Role, flat: Sequence[c.Constraint]
+) -> bool:
+    """ "Inhaled or topical steroids and physiologic replacement are allowed" beside a systemic
+    steroid exclusion: topical and inhaled use is not systemic, and replacement is held by the
+    reading's dose floor (at most 10 mg/day prednisone-equivalent is replacement)."""
+    if role not in (Role.ALLOWANCE, Role.EXCEPTION, Role.REMARK) or not inside:
+        return False
+    steroids = [x for x in flat if isinstance(x, c.Medication) and x.category == "systemic_steroid"]
+    if not steroids or not all(x.present for x in steroids):
+        return False
+    words = [tokens[p][2] for p in inside]
+    vocabulary = _words("steroid_allowance")
+    if not all(w in vocabulary or w in _FILLER for w in words):
+        return False
+    if {"replacement", "physiologic", "physiological"} & set(words):
+        return all(
+            x.over_mg_per_day is not None and x.over_mg_per_day <= IMMUNOSUPPRESSIVE_PREDNISONE_MG
+            for x in steroids
+        )
+    return bool(
+        {"inhaled", "inhalational", "topical", "intranasal", "nasal", "ocular"} & set(words)
+    )
+
+
 def _procedural(tokens: list[tuple[int, int, str]], inside: list[int], role: Role) -> bool:
     """A note on how the study tests ("Note: baseline MRI of the brain required if there is
     clinical suspicion"; "no testing for hepatitis B is required unless mandated"): it
     changes nothing of who is eligible, unless it admits or excludes someone."""
     if role is not Role.REMARK or not inside:
         return False
-    words = {tokens[p][2] for p in inside}
-    return bool(
-        words & _words("procedure_tests")
-        and words & _words("procedure_requirements")
-        and not words & _words("procedure_verdicts")
-    )
+    sequence = [tokens[p][2] for p in inside]
+    words = set(sequence)
+    required = _words("procedure_requirements")
+    # "... unless mandated by local health authority": the test's exception, not a patient's.
+    verdicts = {
+        w
+        for i, w in enumerate(sequence)
+        if w in _words("procedure_verdicts")
+        and not (w in ("unless", "except") and set(sequence[i + 1 : i + 3]) & required)
+    }
+    return bool(words & _words("procedure_tests") and words & required and not verdicts)
 
 
 _FILLER = frozenset(
@@ -1223,7 +1419,7 @@ def decides_only_present(gaps: Sequence[str], kind: str) -> bool:
     return (
         kind == "exclusion"
         and bool(gaps)
-        and all(gap.startswith(("or: ", "undefined: ", "wider: ")) for gap in gaps)
+        and all(gap.startswith(("or: ", "undefined: ", "wider: ", "further: ")) for gap in gaps)
     )
 
 

@@ -336,6 +336,8 @@ _COMORBIDITY_LABELS = {
     "hbv": "hepatitis B",
     "hcv": "hepatitis C",
     "hiv": "HIV",
+    "immunodeficiency": "immunodeficiency",
+    "infection": "active infection",
     "organ_transplant": "organ transplant",
     "stem_cell_transplant": "allogeneic stem-cell transplant",
     "other_malignancy": "another malignancy",
@@ -1219,6 +1221,15 @@ class PatientEvaluator:
         others: list[str] = []
         for item in present:
             name = item.name or label
+            active = item.active
+            if item.kind is f.ComorbidityKind.INFECTION and not constraint.within_years:
+                # An infection counts while current, whatever the criterion's wording.
+                active = _infection_current(item, self.on)
+                if active is None:
+                    unknown.append(f"{name}: whether still current is not recorded")
+                    continue
+                if not active:
+                    continue
             if any(_excepted(item.name, word) for word in exceptions):
                 excepted.append(name)
                 continue
@@ -1232,7 +1243,7 @@ class PatientEvaluator:
             if curative and item.active is not True:
                 unknown.append(f"{name}: whether treated curatively is not recorded")
                 continue
-            if constraint.active and item.active is False:
+            if constraint.active and active is False:
                 continue
             if constraint.systemic_treatment:
                 treated = self._systemically_treated(constraint.within_years)
@@ -1249,7 +1260,7 @@ class PatientEvaluator:
                     continue
                 if not recent:
                     continue
-            if constraint.active and item.active is None:
+            if constraint.active and active is None:
                 unknown.append(f"{name}: whether active is not recorded")
                 continue
             return Check(True, f"{name} recorded")
@@ -1263,8 +1274,8 @@ class PatientEvaluator:
         window = (
             f" in the last {constraint.within_years:g} years" if constraint.within_years else ""
         )
-        active = "active " if constraint.active else ""
-        return Check(False, f"no {active}{label}{window} (recorded as past or inactive)")
+        current = "active " if constraint.active else ""
+        return Check(False, f"no {current}{label}{window} (recorded as past or inactive)")
 
     def _systemically_treated(self, within_years: float | None) -> str | bool | None:
         """A systemic immunosuppressant or corticosteroid taken (within the window): its name;
@@ -1291,6 +1302,10 @@ class PatientEvaluator:
         return Check(not has.holds, has.reason, has.missing)
 
     def _has_medication(self, constraint: c.Medication, label: str) -> Check:
+        if constraint.category == "immunosuppressant":
+            steroid = self._immunosuppressive_steroid(constraint.within_days)
+            if steroid is not None:
+                return steroid
         recorded = [m for m in self.facts.medications if m.category == constraint.category]
         if not recorded:
             return Check(None, f"{label}: not recorded", (label,))
@@ -1329,7 +1344,32 @@ class PatientEvaluator:
                 f"{', '.join(doses)} prednisone-equivalent ≤ "
                 f"{f.number(constraint.over_mg_per_day)}",
             )
+        if constraint.category == "immunosuppressant" and not any(
+            m.category == "systemic_steroid" for m in self.facts.medications
+        ):
+            # Steroids above replacement doses are immunosuppressants too: none taken is
+            # known only where the steroids are recorded as well.
+            steroids = _MEDICATION_LABELS["systemic_steroid"]
+            return Check(None, f"no {label} taken now; {steroids} not recorded", (steroids,))
         return Check(False, f"no {label} taken now")
+
+    def _immunosuppressive_steroid(self, within_days: int | None) -> Check | None:
+        """A systemic corticosteroid above 10 mg/day prednisone-equivalent is an
+        immunosuppressive medication (docs/domain.md). It only ever shows one is taken: a
+        lower or unrecorded dose says nothing of the other immunosuppressants."""
+        for medication in self.facts.medications:
+            dose = medication.prednisone_mg_per_day
+            if medication.category != "systemic_steroid" or dose is None:
+                continue
+            if dose > f.IMMUNOSUPPRESSIVE_PREDNISONE_MG and _medication_current(
+                medication, self.on, within_days
+            ):
+                return Check(
+                    True,
+                    f"{medication.name} {f.number(dose)} mg/day prednisone-equivalent "
+                    f"(> {f.number(f.IMMUNOSUPPRESSIVE_PREDNISONE_MG)}: immunosuppressive)",
+                )
+        return None
 
     def _pregnancy(self, constraint: c.Pregnancy) -> Check:
         facts = self.facts
@@ -1593,7 +1633,11 @@ def _her2_equivalent(marker: str, value: str, wanted: list[str]) -> bool:
     return False
 
 
-_CURATIVE_EXCEPTIONS = frozenset({"cured", "curatively treated"})
+# Exceptions no record tells apart from other past cancers: such a cancer's exclusion is
+# not known, unless it is active now (``extract.OTHER_MALIGNANCY_EXCEPTIONS``).
+_CURATIVE_EXCEPTIONS = frozenset(
+    {"cured", "curatively treated", "resected", "localized", "localised", "low-risk", "low risk"}
+)
 _SKIN_EXCEPTIONS = frozenset({"skin", "non-melanoma", "basal cell", "squamous cell skin"})
 
 
@@ -1612,6 +1656,16 @@ def _excepted(name: str, exception: str) -> bool:
         return True
     # "type 1 diabetes" also matches "type I diabetes" and the other way round.
     return exception.replace(" i ", " 1 ") in name.replace(" i ", " 1 ")
+
+
+def _infection_current(item: f.Comorbidity, on: datetime.date) -> bool | None:
+    """An infection is current when recorded active with an onset in the last
+    ``INFECTION_CURRENT_DAYS``; active with an older or unknown onset: not known."""
+    if item.active is False:
+        return False
+    if item.active is None or item.onset is None:
+        return None
+    return (on - item.onset).days <= f.INFECTION_CURRENT_DAYS or None
 
 
 def _recent(item: f.Comorbidity, on: datetime.date, years: float) -> bool | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from trials.eligibility import constraints as c
 from trials.eligibility.coverage import coverage
 from trials.eligibility.drugs import find_drugs
+from trials.eligibility.facts import IMMUNOSUPPRESSIVE_PREDNISONE_MG
 from trials.eligibility.facts import number as number_shown
 from trials.eligibility.lexicon import (
     GENERIC_AUTOIMMUNE,
@@ -266,6 +267,7 @@ _COMORBIDITY_WORDS = (
     "hcv",
     "hiv",
     "immunodef",
+    "infection",
     "immune deficiency",
     "aids",
     "transplant",
@@ -310,6 +312,9 @@ WINDOW = re.compile(
 _WORD_NUMBER = WORD_NUMBERS
 
 
+_NOT_LIMITED = re.compile(r"not\s+(?:be\s+)?(?:limited|restricted|confined)\s+to\b", re.I)
+
+
 def negated(text: str, start: int, end: int) -> bool:
     """Is the mention at ``start:end`` negated within its clause?"""
     clause_start = 0
@@ -322,6 +327,8 @@ def negated(text: str, start: int, end: int) -> bool:
         m
         for m in triggers
         if not (m.group(0).lower() == "non" and before[m.end() : m.end() + 1] == "-")
+        # "including, but not limited to, ...": a list's opening, not a negation.
+        and not _NOT_LIMITED.match(before, m.start())
     ]
     if triggers:
         return True
@@ -1248,7 +1255,7 @@ def read_labs(text: str, kind: str = "inclusion") -> LabReading:
         return reading
     group: list[tuple[int, Analyte]] = []
     thresholds = list(_THRESHOLD.finditer(text))
-    conditions = _conditions(text, thresholds)
+    conditions = _conditions(text, thresholds, mentions)
     cursor = 0
     named_spans: list[tuple[int, int, Analyte]] = []
     blocks: list[list[tuple[int, c.Constraint]]] = []
@@ -1341,11 +1348,14 @@ def _same_analyte_gap(between: str) -> bool:
     return all(word in _SAME_ANALYTE_GAP for word in words) and not re.search(r"\d\s*[.)]", between)
 
 
-def _conditions(text: str, thresholds: list[re.Match[str]]) -> list[str | None]:
+def _conditions(
+    text: str, thresholds: list[re.Match[str]], mentions: list[tuple[int, int, Analyte]]
+) -> list[str | None]:
     """The condition each threshold holds under ("if liver metastases", "Gilbert's"). A
     condition written between two thresholds belongs to the second when it runs straight
     into it ("Gilbert syndrome <= 3 x ULN"), else to the first ("<= 5 x ULN for patients
-    with liver metastases")."""
+    with liver metastases"), and always to the first when another analyte's limit follows
+    ("bilirubin <= 1.5 x ULN (unless Gilbert syndrome), ANC >= 1.5")."""
     conditions: list[str | None] = [None] * len(thresholds)
     for index, threshold in enumerate(thresholds):
         stop = thresholds[index + 1].start() if index + 1 < len(thresholds) else len(text)
@@ -1354,7 +1364,10 @@ def _conditions(text: str, thresholds: list[re.Match[str]]) -> list[str | None]:
         if not match:
             continue
         what = "gilbert" if "gilbert" in match.group(0).lower() else "liver_metastases"
-        has_next = index + 1 < len(thresholds)
+        since = thresholds[index - 1].end() if index else 0
+        own = {a for start, _, a in mentions if since <= start < threshold.start()}
+        after = {a for start, _, a in mentions if threshold.end() + match.end() <= start < stop}
+        has_next = index + 1 < len(thresholds) and not (after - own)
         runs_into_next = (
             has_next
             and (
@@ -1721,6 +1734,12 @@ OTHER_MALIGNANCY_EXCEPTIONS = (
     "curatively treated",
     "non-melanoma",
     "ductal carcinoma in situ",
+    # Qualities a record does not tell apart: a cancer of the past may be one of them.
+    "resected",
+    "localized",
+    "localised",
+    "low-risk",
+    "low risk",
 )
 
 
@@ -1819,7 +1838,12 @@ def _malignancy_context(text: str, start: int) -> bool:
 def _exceptions(tail: str, kind: str) -> tuple[str, ...]:
     lowered = tail.lower()
     if kind == "other_malignancy":
-        return tuple(word for word in OTHER_MALIGNANCY_EXCEPTIONS if word in lowered)[:4]
+        # Every exception named ("in-situ" is "in situ"): one dropped would exclude its
+        # patients although the coverage counts its words as read.
+        spaced = re.sub(r"[-\s]+", " ", lowered)
+        return tuple(
+            word for word in OTHER_MALIGNANCY_EXCEPTIONS if word.replace("-", " ") in spaced
+        )
     if kind == "autoimmune":
         return tuple(
             dict.fromkeys(
@@ -1831,6 +1855,15 @@ def _exceptions(tail: str, kind: str) -> tuple[str, ...]:
 
 _STEROID_DOSE = re.compile(
     r"(?P<op>>|>=)\s*(?P<mg>\d+(?:\.\d+)?)\s*mg(?:\s*/\s*(?:d|day)|\s+(?:per|a|each)\s+day|/d\b|\s*daily|)",
+    re.I,
+)
+
+
+# Steroid replacement named as allowed ("replacement therapy ... is allowed", "physiologic
+# doses of corticosteroids are permitted").
+_REPLACEMENT = re.compile(
+    r"\b(?:physiologic(?:al)?|replacement)\b[^.;]*?\b(?:allowed|permitted|acceptable|"
+    r"not\s+considered|exempt\w*|may\s+be\s+(?:used|included|enrolled|approved))\b",
     re.I,
 )
 
@@ -1848,13 +1881,18 @@ def extract_medications(text: str) -> list[tuple[int, c.Constraint]]:
         ):
             continue
         dose = _STEROID_DOSE.search(text) if category == "systemic_steroid" else None
+        over = float(dose.group("mg")) if dose else None
+        if category == "systemic_steroid" and over is None and _REPLACEMENT.search(text):
+            # "physiologic corticosteroid replacement ... is allowed": only doses above
+            # replacement, 10 mg/day prednisone-equivalent, count (docs/domain.md).
+            over = IMMUNOSUPPRESSIVE_PREDNISONE_MG
         found.append(
             (
                 match.start(),
                 c.Medication(
                     category=category,
                     present=not negated(text, match.start(), match.end()),
-                    over_mg_per_day=float(dose.group("mg")) if dose else None,
+                    over_mg_per_day=over,
                     within_days=window_days(text),
                 ),
             )
@@ -2036,18 +2074,30 @@ def extract(text: str, context: Context) -> Extraction:
     reading = _read(text, context)
     if not reading.constraints:
         return reading
-    found = coverage(text, context.kind, reading.constraints, reading.join, consumed=reading.spans)
+    # An exclusion's undefined quality names its floors: they stand where it stands, and an
+    # element of its list read by nothing is one more alternative.
+    naming = reading.spans if reading.undefined and context.kind == "exclusion" else ()
+    consumed = () if naming else reading.spans
+    found = coverage(
+        text, context.kind, reading.constraints, reading.join, consumed=consumed, naming=naming
+    )
     if found.alternatives:
         # An exclusion's list: each element excludes on its own.
         reading = dataclasses.replace(reading, join="any")
-        found = coverage(text, context.kind, reading.constraints, "any", consumed=reading.spans)
+        found = coverage(
+            text, context.kind, reading.constraints, "any", consumed=consumed, naming=naming
+        )
     undefined = reading.undefined or (
         undefined_extent(text)
         if any(isinstance(x, c.AnyOf) and x.items[:2] == _NOT_EARLY for x in reading.constraints)
         else ""
     )
     if undefined:
-        found = dataclasses.replace(found, gaps=(*found.gaps, f"undefined: {undefined}"), parts=())
+        found = dataclasses.replace(
+            found,
+            gaps=(*found.gaps, f"undefined: {undefined}"),
+            parts=found.parts if naming else (),
+        )
     marks = reading.marks
     if context.kind == "exclusion" and _NEGATED_EXCLUSION.match(text):
         # "No evidence of active malignancy ..." under the exclusions: a double negative
@@ -2093,7 +2143,7 @@ def _read(text: str, context: Context) -> Extraction:
         return dataclasses.replace(
             result, spans=tuple(labs.spans), marks=tuple(dict.fromkeys(labs.marks))
         )
-    undefined = _undefined_function(text, context.kind)
+    undefined = _undefined_function(text, context.kind) or _undefined_vascular(text, context.kind)
     if undefined:
         return undefined
     comorbidities, comorbidity_join = extract_comorbidities(text)
@@ -2104,7 +2154,15 @@ def _read(text: str, context: Context) -> Extraction:
     found = extract_age(text) + extract_sex(text, context.kind) + extract_performance(text)
     found += extract_biomarkers(text) + extract_pregnancy(text)
     join = "all"
-    if comorbidities and (not medications or comorbidities[0][0] < medications[0][0]):
+    if (
+        comorbidities
+        and medications
+        and _DISEASE_OR_DRUG.match(text, comorbidities[-1][0], medications[0][0])
+    ):
+        # "Diagnosis of immunodeficiency or receipt of systemic steroid therapy": either one.
+        found += comorbidities + medications
+        join = "any"
+    elif comorbidities and (not medications or comorbidities[0][0] < medications[0][0]):
         # "pneumonitis that required steroids": the disease is the subject, not the drug.
         found += comorbidities
         join = comorbidity_join
@@ -2117,7 +2175,8 @@ def _read(text: str, context: Context) -> Extraction:
     elif prior:
         only_surgery = all(cls == "surgery" for cls in prior[0][1].classes)  # type: ignore[attr-defined]
         found += surgery if (only_surgery and surgery) else prior
-    if surgery and not prior and not (resectable and resectable[0][1].value):  # type: ignore[attr-defined]
+    resectable_required = bool(resectable) and getattr(resectable[0][1], "value", False) is True
+    if surgery and not prior and not resectable_required:
         found += surgery
     if not (comorbidities or medications):
         found += resectable
@@ -2134,6 +2193,15 @@ def _read(text: str, context: Context) -> Extraction:
     if not found:
         return Extraction(category=keyword_category(text) if text else "other")
     return _result(found, join, confirmed=bool(_CONFIRMED.search(text)))
+
+
+# A disease, then "or" a drug, with no word making the drug the disease's treatment between.
+_DISEASE_OR_DRUG = re.compile(
+    r"(?:(?!\b(?:requir\w*|treated|treatment|therapy|that|which|who|due|for|with|on|"
+    r"needing|needs?)\b)[^;.])*?\bor\s+(?:(?:the\s+)?(?:receipt|use|intake|administration)"
+    r"\s+of\s+|(?:receiv|tak|us)\w*\s+|current\s+)?",
+    re.I,
+)
 
 
 # "Adequate organ function", "normal liver and kidney function", "poor bone marrow
@@ -2197,6 +2265,48 @@ def _undefined_function(text: str, kind: str) -> Extraction | None:
     if not found:
         return None
     result = _result(found, "any" if poor else "all")
+    phrase = " ".join(match.group(0).lower().split())
+    return dataclasses.replace(result, undefined=phrase, spans=(match.span(),))
+
+
+# "Clinically significant cardiac disease", "serious cardiovascular and cerebrovascular
+# diseases": no list given. Whatever the protocol means, a myocardial infarction, unstable
+# angina or stroke in the last 6 months is such a disease (docs/domain.md): those floors are
+# read, as an undefined reading that decides only where one is present.
+_UNDEFINED_VASCULAR = re.compile(
+    r"\b(?P<quality>(?:clinically\s+)?(?:significant|serious|severe|uncontrolled|unstable|"
+    r"major|active))\s+(?P<organs>(?:(?:cardiovascular|cardiac|heart|cerebrovascular|"
+    r"cardio-cerebrovascular|cardiocerebrovascular|and|or|/|,)\s*)+?)"
+    r"(?:diseases?|disorders?|conditions?|illness(?:es)?|events?)\b",
+    re.I,
+)
+_VASCULAR_FLOOR_YEARS = 0.5
+_VASCULAR_FLOORS = {
+    "cardiac": ("myocardial_infarction", "unstable_angina"),
+    "cerebral": ("stroke",),
+}
+
+
+def _undefined_vascular(text: str, kind: str) -> Extraction | None:
+    if kind != "exclusion" or text.rstrip().endswith(":"):
+        return None
+    match = _UNDEFINED_VASCULAR.search(text)
+    if not match or re.search(
+        r"\b(?:defined|as\s+follows|following|such\s+as|including|e\.g)\b",
+        text[match.end() :],
+        re.I,
+    ):
+        return None  # the criterion lists what it means: those are read instead
+    organs = match.group("organs").lower()
+    found: list[tuple[int, c.Constraint]] = []
+    wanted: list[str] = []
+    if re.search(r"cardio|cardiac|heart", organs):
+        wanted += _VASCULAR_FLOORS["cardiac"]
+    if "cerebro" in organs or "cardiovascular" in organs:
+        wanted += _VASCULAR_FLOORS["cerebral"]
+    for name in wanted:
+        found.append((match.start(), c.Comorbidity(kind=name, within_years=_VASCULAR_FLOOR_YEARS)))
+    result = _result(found, "any")
     phrase = " ".join(match.group(0).lower().split())
     return dataclasses.replace(result, undefined=phrase, spans=(match.span(),))
 

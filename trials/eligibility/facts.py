@@ -98,6 +98,10 @@ class ComorbidityKind(StrEnum):
     HBV = "hbv"
     HCV = "hcv"
     HIV = "hiv"
+    IMMUNODEFICIENCY = "immunodeficiency"  # primary or other (not HIV, its own kind)
+    # An acute infection treated systemically (pneumonia, sepsis, cellulitis, urinary tract
+    # infection, tuberculosis): current only while recent (``INFECTION_CURRENT_DAYS``).
+    INFECTION = "infection"
     ORGAN_TRANSPLANT = "organ_transplant"
     STEM_CELL_TRANSPLANT = "stem_cell_transplant"
     OTHER_MALIGNANCY = "other_malignancy"
@@ -112,6 +116,14 @@ class ComorbidityKind(StrEnum):
     OTHER = "other"
 
 
+# Above this daily dose (prednisone-equivalent) a systemic corticosteroid is
+# immunosuppressive; at or below it, physiologic replacement (docs/domain.md).
+IMMUNOSUPPRESSIVE_PREDNISONE_MG = 10.0
+
+# An infection recorded active counts as current only within this many days of its onset: a
+# problem list keeps a pneumonia of last year "active" long after it resolved.
+INFECTION_CURRENT_DAYS = 30
+
 # Events, not lasting conditions: "within 6 months" counts from the onset, whatever the clinical
 # status says (a problem list keeps an infarction of years ago "active").
 EVENT_KINDS = frozenset(
@@ -121,6 +133,7 @@ EVENT_KINDS = frozenset(
         ComorbidityKind.STROKE,
         ComorbidityKind.ARTERIAL_THROMBOEMBOLISM,
         ComorbidityKind.VENOUS_THROMBOEMBOLISM,
+        ComorbidityKind.INFECTION,
     }
 )
 

@@ -17,11 +17,11 @@ from trials.eligibility.coverage import deciding_parts, reading_review
 from trials.eligibility.evaluate import Rule
 from trials.eligibility.extract import Context, extract, extract_category
 from trials.eligibility.segment import EXCLUSION, INCLUSION, segment
-from trials.eligibility.structure import heading_scope
+from trials.eligibility.structure import group_scope, heading_scope
 from trials.eligibility.text import normalize
 
 # Bumped whenever parsing changes what it produces, so stored criteria are re-read.
-ENGINE_VERSION = "2026.12.2"
+ENGINE_VERSION = "2026.12.3"
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,12 @@ def parse_eligibility(
     for index, part in enumerate(segments):
         parent_text = normalized[part.parent] if part.parent is not None else ""
         reading = extract(normalized[index], Context(kind=part.kind, parent=parent_text))
-        scope = heading_scope(parent_text) if reading.constraints else ""
+        # The heading above it, or the section's own ("Inclusion Criteria for Control group").
+        scope = ""
+        if reading.constraints:
+            scope = heading_scope(parent_text) or heading_scope(part.section)
+            if not scope and part.kind == EXCLUSION:
+                scope = group_scope(parent_text) or group_scope(part.section)
         if scope:
             # The heading governs its items: a condition, population or choice there is
             # part of every item's meaning.

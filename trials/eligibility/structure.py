@@ -68,7 +68,7 @@ def reading_data() -> dict[str, Any]:
 
 def _alternation(words: list[str]) -> str:
     ordered = sorted(words, key=len, reverse=True)
-    return "|".join(re.escape(word).replace(r"\ ", r"\s+") for word in ordered)
+    return "|".join(re.escape(word).replace(r"\ ", r",?\s+") for word in ordered)
 
 
 @functools.cache
@@ -114,6 +114,13 @@ def _parse(text: str) -> Structure:
         role, marker = _sentence_role(_blank_parentheses(sentence), first=start == 0)
         if role is not Role.MAIN:
             clauses.append(Clause(start, end, role, marker))
+            if role is Role.EXCEPTION:
+                # "Exceptions include in situ cancers of any type (e.g. bladder, colon)": the
+                # examples of an exception list are examples too.
+                for match in patterns["example"].finditer(sentence):
+                    at = start + match.start()
+                    stop = _clause_stop(text, start + match.end(), end, Role.EXAMPLE)
+                    clauses.append(Clause(at, stop, Role.EXAMPLE, match.group(0)))
             continue
         clauses.append(Clause(start, end, Role.MAIN))
         for open_at, close_at in _parentheses(sentence):
@@ -131,6 +138,8 @@ def _parse(text: str) -> Structure:
         if note and note.start() > 0:
             # "... meningitis* NOTE: *Baseline MRI required if ...": a note to the end.
             clauses.append(Clause(start + note.start(), end, Role.REMARK, "note"))
+        # "including but not limited to": its "but not" opens examples, not an exception.
+        openers = [(m.start(), m.end()) for m in patterns["example"].finditer(sentence)]
         for name, role_of in (
             ("exception", Role.EXCEPTION),
             ("condition", Role.CONDITION),
@@ -140,6 +149,8 @@ def _parse(text: str) -> Structure:
             for match in patterns[name].finditer(sentence):
                 at = start + match.start()
                 if any(c.start <= at < c.end and c.role is not Role.MAIN for c in clauses):
+                    continue
+                if role_of is not Role.EXAMPLE and any(a < match.start() < b for a, b in openers):
                     continue
                 if patterns["timing"].match(text, at):
                     continue
@@ -192,7 +203,11 @@ def _clause_stop(text: str, position: int, limit: int, role: Role) -> int:
 def _list_goes_on(text: str, position: int, limit: int) -> bool:
     """After a comma: one more item of the same list ("a, b or c"), not a new clause."""
     rest = text[position:limit]
-    return bool(re.match(r"\s*[\w-]+(?:\s+[\w-]+){0,3}\s*(?:,|\bor\b|\band\b|\)|$)", rest))
+    return bool(
+        re.match(
+            r"\s*(?:(?:or|and)\s+)?[\w/-]+(?:\s+[\w/-]+){0,3}\s*(?:,|\bor\b|\band\b|\)|$)", rest
+        )
+    )
 
 
 @functools.lru_cache(maxsize=4096)
@@ -259,6 +274,22 @@ _HEADING_SCOPE = re.compile(
 )
 
 
+# "Exclusion criteria for the cirrhosis and chronic liver disease groups:"
+_GROUP_HEADING = re.compile(
+    r"\bcriteria\s+for\s+(?:the\s+)?(?!(?:all|both|every|each)\b)(?:[\w-]+\s+){1,6}?"
+    r"(?:groups?|cohorts?|arms?|parts?|populations?)\b",
+    re.I,
+)
+
+
+def group_scope(heading: str) -> str:
+    """The group an exclusion heading names ("Exclusion criteria for the cirrhosis
+    groups:"): its items exclude only that group's members, "" when it names none. (Under
+    an inclusion heading, a group's items are what its members must meet.)"""
+    found = _GROUP_HEADING.search(heading or "")
+    return " ".join(found.group(0).lower().split()) if found else ""
+
+
 def heading_scope(heading: str) -> str:
     """What a heading says of the items under it beyond "all of these": a condition ("For
     patients with HBV ... if:"), an allowance, a population ("Cohort E2:", "Part 2 only"),
@@ -296,6 +327,7 @@ __all__ = [
     "Clause",
     "Role",
     "Structure",
+    "group_scope",
     "heading_scope",
     "parse_structure",
     "qualifies_previous",
