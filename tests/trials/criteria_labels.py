@@ -158,6 +158,17 @@ def similar(label: dict[str, Any], parsed: dict[str, Any]) -> bool:
         return label["status"] == parsed["status"] and label.get("present", True) == parsed.get(
             "present", True
         )
+    if kind in ("any_of", "all_of"):
+        # Item by item, in any order.
+        items, found = label.get("items", []), list(parsed.get("items", []))
+        if len(items) != len(found):
+            return False
+        for item in items:
+            match = next((x for x in found if similar(item, x)), None)
+            if match is None:
+                return False
+            found.remove(match)
+        return True
     return False
 
 

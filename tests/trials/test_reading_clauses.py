@@ -50,6 +50,13 @@ CERVIX_IN_SITU = Comorbidity(
     active=False,
     onset=_since(2 * 365),
 )
+KEYNOTE_AUTOIMMUNE = (
+    "Has active autoimmune disease that has required systemic treatment in the past 2 years "
+    "(i.e. with use of disease modifying agents, corticosteroids or immunosuppressive drugs). "
+    "Replacement therapy (e.g., thyroxine, insulin, or physiologic corticosteroid replacement "
+    "therapy for adrenal or pituitary insufficiency, etc.) is not considered a form of systemic "
+    "treatment."
+)
 PNEUMONIA = Comorbidity(ComorbidityKind.INFECTION, "pneumonia", active=True, onset=_since(6))
 
 
@@ -218,6 +225,39 @@ CASES = [
         taking(PREDNISONE_20),
         Outcome.MET,
         "inhaled and topical use is not systemic: the allowance changes nothing",
+    ),
+    # "Replacement therapy is not considered a form of systemic treatment": held.
+    Case(
+        KEYNOTE_AUTOIMMUNE,
+        "exclusion",
+        dataclasses.replace(
+            ill(Comorbidity(ComorbidityKind.AUTOIMMUNE, "Crohn's disease", active=True)),
+            medications=(PREDNISONE_20,),
+        ),
+        Outcome.MET,
+        "Crohn's disease on prednisone 20 mg/day: systemic treatment",
+    ),
+    Case(
+        KEYNOTE_AUTOIMMUNE,
+        "exclusion",
+        dataclasses.replace(
+            ill(Comorbidity(ComorbidityKind.AUTOIMMUNE, "Addison's disease", active=True)),
+            medications=(PREDNISONE_5,),
+        ),
+        Outcome.UNKNOWN,
+        "a replacement dose may be only replacement",
+    ),
+    Case(
+        "Active autoimmune disease that has required systemic treatment in the past 2 years "
+        "(i.e. with use of disease modifying agents, corticosteroids or immunosuppressive "
+        "drugs).",
+        "exclusion",
+        dataclasses.replace(
+            ill(Comorbidity(ComorbidityKind.AUTOIMMUNE, "rheumatoid arthritis", active=True)),
+            medications=(PREDNISONE_5,),
+        ),
+        Outcome.MET,
+        "no replacement allowance: a low-dose steroid is systemic treatment",
     ),
     # Active infection: a recorded acute infection, current only while recent.
     Case(
@@ -416,3 +456,13 @@ def test_a_group_heading_over_inclusions_is_what_its_members_meet() -> None:
     )
     (criterion,) = [x for x in parse_eligibility(text).criteria if not x.header]
     assert not criterion.gaps
+
+
+def test_a_suspect_sex_leaves_the_rest_of_an_all_of_reading_deciding() -> None:
+    criterion = read("Age > 18 years old, female", sex="ALL")
+    assert "registry record admits all sexes" in criterion.marks[0]
+    young = dataclasses.replace(BASE, sex="female", birth_date=datetime.date(2010, 1, 1))
+    assert outcome(criterion, young)[0] is Outcome.NOT_MET  # the age is read in full
+    assert outcome(criterion)[0] is Outcome.UNKNOWN  # a man: the sex is the suspect part
+    alone = read("Female patients", sex="ALL")
+    assert outcome(alone)[0] is Outcome.UNKNOWN

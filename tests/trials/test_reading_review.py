@@ -238,8 +238,8 @@ PARTS = [
         "Pathologically documented breast cancer that is unresectable or metastatic.",
         "inclusion",
         BREAST,
-        Outcome.UNKNOWN,
-        "resectable but perhaps metastatic: the extent's alternative was not read",
+        Outcome.NOT_MET,
+        "resectable and M0: neither unresectable nor metastatic",
     ),
     Part(
         "Patients aged >= 18 years at the time of diagnosis with locally advanced unresectable "
@@ -254,8 +254,8 @@ PARTS = [
         "or metastatic GC/GEJC",
         "inclusion",
         BASE,
-        Outcome.UNKNOWN,
-        "resectable, but the alternative 'metastatic' was not read",
+        Outcome.NOT_MET,
+        "resectable and M0: 'unresectable or metastatic' is either one, and neither holds",
     ),
     Part(
         "New York Heart Association Class III or IV, cardiac disease, myocardial infarction "

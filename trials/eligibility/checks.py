@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from trials.eligibility import constraints as c
+from trials.eligibility.coverage import OTHERS_DECIDE
 from trials.eligibility.vocabulary import CATEGORY_RANKS, within
 
 if TYPE_CHECKING:
@@ -25,10 +26,13 @@ if TYPE_CHECKING:
 def check_trial(criteria: Sequence[Criterion], *, sex: str = "") -> list[Criterion]:
     """The criteria with the marks these checks give (the others unchanged)."""
     marks: dict[int, list[str]] = {}
+    parts: dict[int, tuple[int, ...]] = {}
     text = [x for x in criteria if x.origin == "text" and x.constraints]
     for criterion in text:
         for reason in _against_registry(criterion, sex):
             marks.setdefault(criterion.position, []).append(reason)
+            if reason.endswith(OTHERS_DECIDE):
+                parts[criterion.position] = _besides_sex(criterion)
     for criterion, reason in _impossible_stages(text):
         marks.setdefault(criterion.position, []).append(reason)
     for criterion, reason in _contradicting_prior_therapy(text):
@@ -38,18 +42,33 @@ def check_trial(criteria: Sequence[Criterion], *, sex: str = "") -> list[Criteri
     if not marks:
         return list(criteria)
     return [
-        dataclasses.replace(x, marks=(*x.marks, *dict.fromkeys(marks[x.position])))
+        dataclasses.replace(
+            x,
+            marks=(*x.marks, *dict.fromkeys(marks[x.position])),
+            parts=parts.get(x.position, ()) if x.position in parts else x.parts,
+        )
         if x.position in marks
         else x
         for x in criteria
     ]
 
 
+def _besides_sex(criterion: Criterion) -> tuple[int, ...]:
+    """The constraints of an all-of reading other than its sex, each read in full."""
+    others = [i for i, x in enumerate(criterion.constraints) if not isinstance(x, c.Sex)]
+    if criterion.gaps:
+        others = [i for i in others if i in criterion.parts]
+    return tuple(others)
+
+
 def _against_registry(criterion: Criterion, sex: str) -> list[str]:
     if criterion.kind != "inclusion" or sex.upper() != "ALL":
         return []
+    # In an all-of reading the sex is one condition among others: they still decide.
+    alone = criterion.join != "all" or all(isinstance(x, c.Sex) for x in criterion.constraints)
     return [
         f"read as {x.sex} patients only, but the registry record admits all sexes"
+        + ("" if alone else OTHERS_DECIDE)
         for x in criterion.constraints
         if isinstance(x, c.Sex)
     ]

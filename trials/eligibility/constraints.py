@@ -187,6 +187,9 @@ class Comorbidity(Constraint):
     # "requiring systemic treatment": only when treated with systemic immunosuppression
     # (immunosuppressants or systemic corticosteroids) within the window, if any.
     systemic_treatment: bool | None = None
+    # "replacement therapy (thyroxine, insulin, physiologic corticosteroids) is not systemic
+    # treatment": a steroid at a replacement dose does not count as that treatment.
+    replacement_allowed: bool | None = None
     # The specific diseases the criterion names ("inflammatory bowel disease"): only a
     # recorded disease of the kind with one of these names counts.
     named: tuple[str, ...] = ()

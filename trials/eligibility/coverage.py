@@ -80,6 +80,9 @@ _SYSTEMIC_WORDS = frozenset(
         "immunosuppression",
         "steroids",
         "disease-modifying",
+        "modifying",
+        "dmards",
+        "dmard",
         "agents",
         "corticosteroids",
         "drugs",
@@ -252,6 +255,7 @@ _PAST_OR_CURRENT = re.compile(
     r"\b(?:current|concurrent)\s+or\s+(?:previous|prior|past)\b",
     re.I,
 )
+_METASTATIC_WORD = re.compile(r"\bmetastatic\b", re.I)
 # An allowance's own verdict ("is allowed to be included"), an exception list's head
 # ("Exceptions include ..."): words of the clause's role, not of its content.
 _ADMITTED = frozenset({"included", "enrolled", "eligible", "entered", "participate", "study"})
@@ -966,6 +970,8 @@ def _unread_run(
 # ("toxicity from prior therapy", "allergy to platinum", "family history of cancer").
 _SUBJECT_CHANGERS = frozenset(
     [
+        # "receiving chemotherapy for the first time": a therapy to come, not a prior one.
+        "first",
         "toxicity",
         "toxicities",
         "adverse",
@@ -1178,12 +1184,17 @@ def _steroid_allowance(
     reading's dose floor (at most 10 mg/day prednisone-equivalent is replacement)."""
     if role not in (Role.ALLOWANCE, Role.EXCEPTION, Role.REMARK) or not inside:
         return False
-    steroids = [x for x in flat if isinstance(x, c.Medication) and x.category == "systemic_steroid"]
-    if not steroids or not all(x.present for x in steroids):
-        return False
     words = [tokens[p][2] for p in inside]
     vocabulary = _words("steroid_allowance")
     if not all(w in vocabulary or w in _FILLER for w in words):
+        return False
+    if any(
+        isinstance(x, c.Comorbidity) and x.systemic_treatment and x.replacement_allowed
+        for x in flat
+    ):
+        return True  # "replacement therapy is not a form of systemic treatment": held
+    steroids = [x for x in flat if isinstance(x, c.Medication) and x.category == "systemic_steroid"]
+    if not steroids or not all(x.present for x in steroids):
         return False
     if {"replacement", "physiologic", "physiological"} & set(words):
         return all(
@@ -1322,6 +1333,8 @@ def _concept_spans(text: str, constraint: c.Constraint) -> Iterable[tuple[int, i
         yield from extent_spans(text)
     if isinstance(constraint, c.Stage) and constraint.category == "N":
         yield from ((m.start(), m.end()) for m in NODES_INVOLVED.finditer(text))
+    elif isinstance(constraint, c.Stage) and constraint.any_of == ("M1",):
+        yield from ((m.start(), m.end()) for m in _METASTATIC_WORD.finditer(text))
     elif isinstance(constraint, c.Lab):
         yield from _group_spans(text, "analytes", {constraint.analyte})
         if constraint.condition == "liver_metastases":
@@ -1437,14 +1450,23 @@ def reading_review(kind: str, gaps: Sequence[str], marks: Sequence[str]) -> tupl
     return note, ""
 
 
+# A review mark on one constraint of a reading ends with this: the others, read in full,
+# may still decide ("Age > 18, female" against a registry admitting all sexes: the age).
+OTHERS_DECIDE = "; the rest of the reading still decides"
+
+
 def deciding_parts(
     gaps: Sequence[str], marks: Sequence[str], parts: Sequence[int]
 ) -> tuple[int, ...]:
-    """The constraints that may decide on their own: only beside gaps, never with a mark."""
-    return tuple(parts) if gaps and not marks else ()
+    """The constraints that may decide on their own: beside gaps, or beside marks that each
+    concern one constraint only (``OTHERS_DECIDE``), never beside a mark on the whole."""
+    if not parts or any(not mark.endswith(OTHERS_DECIDE) for mark in marks):
+        return ()
+    return tuple(parts) if gaps or marks else ()
 
 
 __all__ = [
+    "OTHERS_DECIDE",
     "Coverage",
     "coverage",
     "decides_only_absent",

@@ -1246,7 +1246,9 @@ class PatientEvaluator:
             if constraint.active and active is False:
                 continue
             if constraint.systemic_treatment:
-                treated = self._systemically_treated(constraint.within_years)
+                treated = self._systemically_treated(
+                    constraint.within_years, replacement=bool(constraint.replacement_allowed)
+                )
                 if treated is None:
                     unknown.append(f"{name}: systemic treatment not recorded")
                     continue
@@ -1277,22 +1279,33 @@ class PatientEvaluator:
         current = "active " if constraint.active else ""
         return Check(False, f"no {current}{label}{window} (recorded as past or inactive)")
 
-    def _systemically_treated(self, within_years: float | None) -> str | bool | None:
+    def _systemically_treated(
+        self, within_years: float | None, *, replacement: bool = False
+    ) -> str | bool | None:
         """A systemic immunosuppressant or corticosteroid taken (within the window): its name;
-        False when medications are recorded and none is one; None when none are recorded."""
+        False when medications are recorded and none is one; None when none are recorded.
+        ``replacement``: the criterion allows replacement therapy, so a steroid counts only
+        above a replacement dose (10 mg/day prednisone-equivalent; unknown dose: not known)."""
         medications = self.facts.medications
         if not medications:
             return None
         days = round(within_years * 365.25) if within_years else None
+        uncertain = False
         for medication in medications:
             if medication.category not in ("immunosuppressant", "systemic_steroid"):
                 continue
             current = _medication_current(medication, self.on, days)
             if current is None and days is None:
                 current = True  # taken at some time: "has required"
-            if current:
-                return medication.name
-        return False
+            if not current:
+                continue
+            dose = medication.prednisone_mg_per_day
+            low = dose is None or dose <= f.IMMUNOSUPPRESSIVE_PREDNISONE_MG
+            if replacement and medication.category == "systemic_steroid" and low:
+                uncertain = True  # perhaps only replacement
+                continue
+            return medication.name
+        return None if uncertain else False
 
     def _medication(self, constraint: c.Medication) -> Check:
         label = _MEDICATION_LABELS.get(constraint.category, constraint.category)

@@ -1025,7 +1025,21 @@ def extract_resectability(text: str) -> list[tuple[int, c.Constraint]]:
     positive = not match.group("neg")
     if positive and negated(text, match.start(), match.end()):
         positive = False
+    if not positive and (
+        _OR_METASTATIC.match(text, match.end())
+        or _METASTATIC_OR.search(text[max(0, match.start() - 40) : match.start()])
+    ):
+        # "unresectable or metastatic": either one, never both.
+        return [(match.start(), c.AnyOf(items=(c.Resectable(value=False), METASTATIC)))]
     return [(match.start(), c.Resectable(value=positive))]
+
+
+# Distant metastases as a stage: M1.
+METASTATIC = c.Stage(category="M", any_of=("M1",))
+_OR_METASTATIC = re.compile(r"\s*(?:,\s*)?(?:and/or|or)\s+metastatic\b", re.I)
+_METASTATIC_OR = re.compile(
+    r"\bmetastatic\s+(?:and/or|or)\s+(?:locally[\s-]+advanced\s+)?(?:\w+\s+)?$", re.I
+)
 
 
 # --- Diagnosis and histology ------------------------------------------------------------------
@@ -1782,6 +1796,11 @@ def extract_comorbidities(text: str) -> tuple[list[tuple[int, c.Constraint]], st
                         exceptions=exceptions,
                         active=active,
                         systemic_treatment=systemic if kind == "autoimmune" else None,
+                        replacement_allowed=(
+                            True
+                            if kind == "autoimmune" and systemic and _REPLACEMENT.search(text)
+                            else None
+                        ),
                     ),
                 )
             )
@@ -1862,7 +1881,7 @@ _STEROID_DOSE = re.compile(
 # Steroid replacement named as allowed ("replacement therapy ... is allowed", "physiologic
 # doses of corticosteroids are permitted").
 _REPLACEMENT = re.compile(
-    r"\b(?:physiologic(?:al)?|replacement)\b[^.;]*?\b(?:allowed|permitted|acceptable|"
+    r"\b(?:physiologic(?:al)?|replacement)\b(?:[^.;]|\.(?=\s*[a-z,)]))*?\b(?:allowed|permitted|acceptable|"
     r"not\s+considered|exempt\w*|may\s+be\s+(?:used|included|enrolled|approved))\b",
     re.I,
 )
