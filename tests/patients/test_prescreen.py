@@ -598,8 +598,12 @@ def test_a_referral_with_consent_creates_the_patient_its_matches_and_an_email(
     text = f"{message.subject}\n{message.body}"
     assert f"WEB-{code.group(1)}" in text
     assert f"https://trials.example.org/admin/patients/patient/{patient.pk}/change/" in text
+    # The reference code is random and the link holds the row id: a "62" there is no age.
+    scrubbed = text.replace(f"WEB-{code.group(1)}", "WEB-<code>").replace(
+        f"/patient/{patient.pk}/", "/patient/<id>/"
+    )
     for personal in ("Alex", "alex@example.org", "62", "stomach", "adenocarcinoma", "10001"):
-        assert personal not in text, personal
+        assert personal not in scrubbed, personal
     # The results now lead to the thank-you page; a second POST writes nothing more.
     assert client.get(url)["Location"].endswith("/thanks/")
     client.post(contact_url(url), payload)

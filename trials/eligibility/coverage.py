@@ -359,8 +359,11 @@ def coverage(
             if isinstance(constraint, c.Comorbidity) and constraint.kind == "infection":
                 # The infections the kind holds are those treated systemically (antibiotics).
                 vocabulary = vocabulary | _words("infection_treatment")
+            typed = isinstance(constraint, c.Stage | c.Biomarker) or (
+                isinstance(constraint, c.Medication) and constraint.over_mg_per_day is not None
+            )
             for position, (_, _, word) in enumerate(tokens):
-                if _typed_token(constraint, word):
+                if typed and _typed_token(constraint, word):
                     owner[position] = (owner[position] or set()) | {index}
                     namers[position].add(index)
                 elif (

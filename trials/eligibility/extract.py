@@ -2249,7 +2249,13 @@ _ORGAN_WORDS = {
 }
 
 
+# A gate for ``_UNDEFINED_FUNCTION`` ("inadequate" and "insufficient" hold two of them).
+_QUALITY_WORDS = ("adequate", "normal", "sufficient", "acceptable", "satisfactory", "poor")
+
+
 def _undefined_function(text: str, kind: str) -> Extraction | None:
+    if not _mentions(text, _QUALITY_WORDS):
+        return None
     if text.rstrip().endswith(":") or re.search(
         r"\b(?:as\s+follows|defined|following)\b", text, re.I
     ):
@@ -2307,7 +2313,9 @@ _VASCULAR_FLOORS = {
 
 
 def _undefined_vascular(text: str, kind: str) -> Extraction | None:
-    if kind != "exclusion" or text.rstrip().endswith(":"):
+    if kind != "exclusion" or not _mentions(text, ("cardi", "vascular", "heart")):
+        return None
+    if text.rstrip().endswith(":"):
         return None
     match = _UNDEFINED_VASCULAR.search(text)
     if not match or re.search(

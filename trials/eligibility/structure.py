@@ -140,12 +140,15 @@ def _parse(text: str) -> Structure:
             clauses.append(Clause(start + note.start(), end, Role.REMARK, "note"))
         # "including but not limited to": its "but not" opens examples, not an exception.
         openers = [(m.start(), m.end()) for m in patterns["example"].finditer(sentence)]
+        lowered = sentence.lower()
         for name, role_of in (
             ("exception", Role.EXCEPTION),
             ("condition", Role.CONDITION),
             ("scope", Role.SCOPE),
             ("example", Role.EXAMPLE),
         ):
+            if not _has_gate(lowered, name):
+                continue
             for match in patterns[name].finditer(sentence):
                 at = start + match.start()
                 if any(c.start <= at < c.end and c.role is not Role.MAIN for c in clauses):
@@ -160,13 +163,31 @@ def _parse(text: str) -> Structure:
     return Structure(text, tuple(clauses))
 
 
+@functools.cache
+def _gate(name: str) -> tuple[str, ...]:
+    """A word every marker of the kind holds (its longest): a substring test that rules
+    most sentences out before the pattern runs."""
+    markers = reading_data()["markers"][name]
+    return tuple({max(marker.lower().split(), key=len) for marker in markers})
+
+
+def _has_gate(lowered: str, name: str) -> bool:
+    for word in _gate(name):  # noqa: SIM110 -- a plain loop is faster than any() here
+        if word in lowered:
+            return True
+    return False
+
+
 def _sentence_role(sentence: str, *, first: bool) -> tuple[Role, str]:
     """A sentence or parenthesis as a whole: an allowance or a remark, else main."""
     patterns = _patterns()
-    remark = patterns["remark_start"].match(sentence) or patterns["remark"].search(sentence)
+    lowered = sentence.lower()
+    remark = patterns["remark_start"].match(sentence) or (
+        _has_gate(lowered, "remark") and patterns["remark"].search(sentence)
+    )
     if remark:
         return Role.REMARK, remark.group(0).strip(" (:")
-    allowance = patterns["allowance"].search(sentence)
+    allowance = _has_gate(lowered, "allowance") and patterns["allowance"].search(sentence)
     if allowance:
         return Role.ALLOWANCE, allowance.group(0)
     if not first:
@@ -225,7 +246,7 @@ def _sentences(text: str) -> list[tuple[int, int]]:
             depth += 1
         elif char == ")":
             depth = max(0, depth - 1)
-        elif depth == 0 and _SENTENCE_END.match(text, index):
+        elif depth == 0 and char in ".;" and _SENTENCE_END.match(text, index):
             spans.append((start, index + 1))
             start = index + 1
     if text[start:].strip():
