@@ -21,6 +21,7 @@ from trials.eligibility.evaluate import Outcome
 from trials.eligibility.facts import Comorbidity, ComorbidityKind, Medication, PatientFacts
 from trials.eligibility.parser import parse_eligibility
 from trials.eligibility.units import Analyte
+from trials.eligibility.vocabulary import CancerSite
 
 
 def _since(days: int) -> datetime.date:
@@ -345,6 +346,30 @@ CASES = [
         ill(PROSTATE_3_YEARS),
         Outcome.NOT_MET,
         "the fifth exception is kept: a prostate cancer is one the criterion allows",
+    ),
+    # A condition on what happens later in the study says nothing of who is eligible.
+    Case(
+        "Pregnant or lactating women; if a patient becomes pregnant during the study she will "
+        "be withdrawn from the study",
+        "exclusion",
+        dataclasses.replace(BASE, sex="female", pregnant=True),
+        Outcome.MET,
+        "pregnant now: excluded, whatever happens to those who become pregnant later",
+    ),
+    # "Disease limited to the oesophagus": that organ's cancer, without distant spread.
+    Case(
+        "Disease must be clinically limited to the esophagus",
+        "inclusion",
+        BASE,
+        Outcome.NOT_MET,
+        "a gastric cancer is not limited to the oesophagus",
+    ),
+    Case(
+        "Disease must be clinically limited to the esophagus",
+        "inclusion",
+        dataclasses.replace(BASE, primary_site=CancerSite.ESOPHAGUS, primary_site_code="C15.5"),
+        Outcome.MET,
+        "an oesophageal cancer, M0",
     ),
     # An undefined cardiovascular quality: recent infarction, unstable angina, stroke are floors.
     Case(

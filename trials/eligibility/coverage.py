@@ -1209,10 +1209,18 @@ def _steroid_allowance(
     )
 
 
+_FUTURE_EVENT = (frozenset({"becomes", "become", "develops", "develop"}), frozenset({"during"}))
+
+
 def _procedural(tokens: list[tuple[int, int, str]], inside: list[int], role: Role) -> bool:
     """A note on how the study tests ("Note: baseline MRI of the brain required if there is
-    clinical suspicion"; "no testing for hepatitis B is required unless mandated"): it
+    clinical suspicion"; "no testing for hepatitis B is required unless mandated"), or a
+    condition on what happens later ("if the subject becomes pregnant during the study"): it
     changes nothing of who is eligible, unless it admits or excludes someone."""
+    if role is Role.CONDITION and inside:
+        words = {tokens[p][2] for p in inside}
+        event, during = _FUTURE_EVENT
+        return bool(words & event and words & during and words & {"study", "trial"})
     if role is not Role.REMARK or not inside:
         return False
     sequence = [tokens[p][2] for p in inside]

@@ -2165,6 +2165,9 @@ def _read(text: str, context: Context) -> Extraction:
     undefined = _undefined_function(text, context.kind) or _undefined_vascular(text, context.kind)
     if undefined:
         return undefined
+    confined = _confined(text, context.kind)
+    if confined:
+        return confined
     comorbidities, comorbidity_join = extract_comorbidities(text)
     medications = extract_medications(text)
     prior = extract_prior_therapy(text, context.kind)
@@ -2292,6 +2295,36 @@ def _undefined_function(text: str, kind: str) -> Extraction | None:
     result = _result(found, "any" if poor else "all")
     phrase = " ".join(match.group(0).lower().split())
     return dataclasses.replace(result, undefined=phrase, spans=(match.span(),))
+
+
+# "Disease must be clinically limited to the esophagus": that organ's cancer, not spread
+# to distant sites (whether regional nodes or neighbouring organs may be involved it leaves
+# open: the reading requires only what it says for certain).
+_CONFINED = re.compile(
+    r"^\W*(?:the\s+)?(?:disease|cancer|tumou?r|carcinoma|malignancy)\s+(?:must\s+be\s+|is\s+|"
+    r"should\s+be\s+)?(?:clinically\s+|radiologically\s+)?(?:limited|confined|restricted)\s+"
+    r"to\s+the\s+(?P<organ>[a-z-]+)\W*$",
+    re.I,
+)
+
+
+def _confined(text: str, kind: str) -> Extraction | None:
+    if kind != "inclusion" or not _mentions(text, ("limited", "confined", "restricted")):
+        return None
+    match = _CONFINED.match(text)
+    if not match:
+        return None
+    organ = match.group("organ")
+    sites = [
+        site for site, pattern in concept_patterns("sites").items() if pattern.fullmatch(organ)
+    ]
+    if len(sites) != 1:
+        return None
+    found: list[tuple[int, c.Constraint]] = [
+        (match.start("organ"), c.PrimarySite(any_of=(sites[0],))),
+        (match.start("organ"), c.Metastasis(site="distant", present=False)),
+    ]
+    return dataclasses.replace(_result(found, "all"), spans=(match.span(),))
 
 
 # "Clinically significant cardiac disease", "serious cardiovascular and cerebrovascular
