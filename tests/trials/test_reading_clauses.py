@@ -36,6 +36,12 @@ def taking(*items: Medication) -> PatientFacts:
     return dataclasses.replace(BASE, medications=items)
 
 
+def treated(disease: str, medication: Medication) -> PatientFacts:
+    """An active autoimmune disease and the medication taken for it."""
+    autoimmune = Comorbidity(ComorbidityKind.AUTOIMMUNE, disease, active=True)
+    return dataclasses.replace(ill(autoimmune), medications=(medication,))
+
+
 PREDNISONE_20 = Medication("prednisone", "systemic_steroid", True, 20.0)
 PREDNISONE_5 = Medication("prednisone", "systemic_steroid", True, 5.0)
 TACROLIMUS_ENDED = Medication("tacrolimus", "immunosuppressant", False, end=_since(200))
@@ -50,6 +56,30 @@ CERVIX_IN_SITU = Comorbidity(
     "Carcinoma in situ of cervix",
     active=False,
     onset=_since(2 * 365),
+)
+IMMUNODEFICIENCY_OR_STEROIDS = (
+    "Diagnosis of immunodeficiency or is receiving systemic steroid therapy or any other form "
+    "of immunosuppressive therapy within 7 days prior to the first dose of trial treatment. "
+    "Replacement therapy (ie physiologic corticosteroid replacement therapy for adrenal or "
+    "pituitary insufficiency) is allowed."
+)
+IMMUNOSUPPRESSIVE_USE = (
+    "Current or prior use of immunosuppressive medication within 14 days before the first dose "
+    "of durvalumab"
+)
+REMISSION_AND_NO_THERAPY = (
+    "Participants with previous malignancies are excluded unless a complete remission was "
+    "achieved at least 2 years prior to first treatment and no additional therapy is required "
+    "or anticipated to be required during the study period."
+)
+OTHER_CANCER_ALLOWED_AFTER_5_YEARS = (
+    "Patients with the history of other cancer (patients who were disease-free for > 5 years "
+    "from previous other cancer are allowed to be included in this study)"
+)
+ORGAN_LIMITS_WITH_KIDNEY_CONDITION = (
+    "AST and ALT <= 2.5 x ULN, bilirubin <= 1.5 x ULN, creatinine <= 1.5 x ULN or creatinine "
+    "clearance > 60 mL/min, if just below 60 mL/min then glomerular filtration rate > 60 mL/min "
+    "as determined by 24 hour urine collection"
 )
 KEYNOTE_AUTOIMMUNE = (
     "Has active autoimmune disease that has required systemic treatment in the past 2 years "
@@ -125,9 +155,7 @@ CASES = [
     ),
     # A condition naming one organ's measures qualifies that organ's limits only.
     Case(
-        "AST and ALT <= 2.5 x ULN, bilirubin <= 1.5 x ULN, creatinine <= 1.5 x ULN or "
-        "creatinine clearance > 60 mL/min, if just below 60 mL/min then glomerular filtration "
-        "rate > 60 mL/min as determined by 24 hour urine collection",
+        ORGAN_LIMITS_WITH_KIDNEY_CONDITION,
         "inclusion",
         dataclasses.replace(
             BASE, labs={Analyte.BILIRUBIN: lab(Analyte.BILIRUBIN, 3.6, "mg/dL", uln=1.2)}
@@ -136,9 +164,7 @@ CASES = [
         "the kidney's condition leaves the bilirubin limit read in full",
     ),
     Case(
-        "AST and ALT <= 2.5 x ULN, bilirubin <= 1.5 x ULN, creatinine <= 1.5 x ULN or "
-        "creatinine clearance > 60 mL/min, if just below 60 mL/min then glomerular filtration "
-        "rate > 60 mL/min as determined by 24 hour urine collection",
+        ORGAN_LIMITS_WITH_KIDNEY_CONDITION,
         "inclusion",
         dataclasses.replace(
             BASE, labs={Analyte.CREATININE: lab(Analyte.CREATININE, 3.0, "mg/dL", uln=1.2)}
@@ -157,32 +183,28 @@ CASES = [
     ),
     # Steroids above replacement doses are immunosuppressive medication.
     Case(
-        "Current or prior use of immunosuppressive medication within 14 days before the first "
-        "dose of durvalumab",
+        IMMUNOSUPPRESSIVE_USE,
         "exclusion",
         taking(PREDNISONE_20),
         Outcome.MET,
         "prednisone 20 mg/day is above replacement: an immunosuppressant",
     ),
     Case(
-        "Current or prior use of immunosuppressive medication within 14 days before the first "
-        "dose of durvalumab",
+        IMMUNOSUPPRESSIVE_USE,
         "exclusion",
         taking(PREDNISONE_5),
         Outcome.UNKNOWN,
         "a replacement dose says nothing of the other immunosuppressants",
     ),
     Case(
-        "Current or prior use of immunosuppressive medication within 14 days before the first "
-        "dose of durvalumab",
+        IMMUNOSUPPRESSIVE_USE,
         "exclusion",
         taking(TACROLIMUS_ENDED),
         Outcome.UNKNOWN,
         "tacrolimus ended, but the steroids are not recorded",
     ),
     Case(
-        "Current or prior use of immunosuppressive medication within 14 days before the first "
-        "dose of durvalumab",
+        IMMUNOSUPPRESSIVE_USE,
         "exclusion",
         taking(TACROLIMUS_ENDED, PREDNISONE_5),
         Outcome.NOT_MET,
@@ -190,30 +212,21 @@ CASES = [
     ),
     # A disease, "or", a drug: either excludes; replacement allowed is a 10 mg/day floor.
     Case(
-        "Diagnosis of immunodeficiency or is receiving systemic steroid therapy or any other "
-        "form of immunosuppressive therapy within 7 days prior to the first dose of trial "
-        "treatment. Replacement therapy (ie physiologic corticosteroid replacement therapy for "
-        "adrenal or pituitary insufficiency) is allowed.",
+        IMMUNODEFICIENCY_OR_STEROIDS,
         "exclusion",
         ill(Comorbidity(ComorbidityKind.IMMUNODEFICIENCY, "common variable immunodeficiency")),
         Outcome.MET,
         "the disease is one alternative",
     ),
     Case(
-        "Diagnosis of immunodeficiency or is receiving systemic steroid therapy or any other "
-        "form of immunosuppressive therapy within 7 days prior to the first dose of trial "
-        "treatment. Replacement therapy (ie physiologic corticosteroid replacement therapy for "
-        "adrenal or pituitary insufficiency) is allowed.",
+        IMMUNODEFICIENCY_OR_STEROIDS,
         "exclusion",
         taking(PREDNISONE_20),
         Outcome.MET,
         "the drug is the other, above the replacement floor",
     ),
     Case(
-        "Diagnosis of immunodeficiency or is receiving systemic steroid therapy or any other "
-        "form of immunosuppressive therapy within 7 days prior to the first dose of trial "
-        "treatment. Replacement therapy (ie physiologic corticosteroid replacement therapy for "
-        "adrenal or pituitary insufficiency) is allowed.",
+        IMMUNODEFICIENCY_OR_STEROIDS,
         "exclusion",
         taking(PREDNISONE_5),
         Outcome.UNKNOWN,
@@ -231,20 +244,14 @@ CASES = [
     Case(
         KEYNOTE_AUTOIMMUNE,
         "exclusion",
-        dataclasses.replace(
-            ill(Comorbidity(ComorbidityKind.AUTOIMMUNE, "Crohn's disease", active=True)),
-            medications=(PREDNISONE_20,),
-        ),
+        treated("Crohn's disease", PREDNISONE_20),
         Outcome.MET,
         "Crohn's disease on prednisone 20 mg/day: systemic treatment",
     ),
     Case(
         KEYNOTE_AUTOIMMUNE,
         "exclusion",
-        dataclasses.replace(
-            ill(Comorbidity(ComorbidityKind.AUTOIMMUNE, "Addison's disease", active=True)),
-            medications=(PREDNISONE_5,),
-        ),
+        treated("Addison's disease", PREDNISONE_5),
         Outcome.UNKNOWN,
         "a replacement dose may be only replacement",
     ),
@@ -253,10 +260,7 @@ CASES = [
         "(i.e. with use of disease modifying agents, corticosteroids or immunosuppressive "
         "drugs).",
         "exclusion",
-        dataclasses.replace(
-            ill(Comorbidity(ComorbidityKind.AUTOIMMUNE, "rheumatoid arthritis", active=True)),
-            medications=(PREDNISONE_5,),
-        ),
+        treated("rheumatoid arthritis", PREDNISONE_5),
         Outcome.MET,
         "no replacement allowance: a low-dose steroid is systemic treatment",
     ),
@@ -298,16 +302,14 @@ CASES = [
     ),
     # Another cancer: the window an allowance or "unless" states is the reading's window.
     Case(
-        "Patients with the history of other cancer (patients who were disease-free for > 5 "
-        "years from previous other cancer are allowed to be included in this study)",
+        OTHER_CANCER_ALLOWED_AFTER_5_YEARS,
         "exclusion",
         ill(PROSTATE_3_YEARS),
         Outcome.MET,
         "a prostate cancer three years ago is inside the five years",
     ),
     Case(
-        "Patients with the history of other cancer (patients who were disease-free for > 5 "
-        "years from previous other cancer are allowed to be included in this study)",
+        OTHER_CANCER_ALLOWED_AFTER_5_YEARS,
         "exclusion",
         ill(dataclasses.replace(PROSTATE_3_YEARS, onset=_since(9 * 365))),
         Outcome.NOT_MET,
@@ -322,18 +324,14 @@ CASES = [
         "'in-situ' is the in-situ exception, hyphen or not",
     ),
     Case(
-        "Participants with previous malignancies are excluded unless a complete remission was "
-        "achieved at least 2 years prior to first treatment and no additional therapy is "
-        "required or anticipated to be required during the study period.",
+        REMISSION_AND_NO_THERAPY,
         "exclusion",
         ill(dataclasses.replace(PROSTATE_3_YEARS, onset=_since(300))),
         Outcome.MET,
         "ten months ago: inside the window whatever the further condition says",
     ),
     Case(
-        "Participants with previous malignancies are excluded unless a complete remission was "
-        "achieved at least 2 years prior to first treatment and no additional therapy is "
-        "required or anticipated to be required during the study period.",
+        REMISSION_AND_NO_THERAPY,
         "exclusion",
         ill(PROSTATE_3_YEARS),
         Outcome.UNKNOWN,
