@@ -550,7 +550,7 @@ def nearest_open_site(trial: Trial, patient: Patient) -> NearestSite | None:
         assert site.latitude is not None
         assert site.longitude is not None
         km = haversine_km(patient.latitude, patient.longitude, site.latitude, site.longitude)
-        if best is None or km < best.km:
+        if math.isfinite(km) and (best is None or km < best.km):
             best = NearestSite(site, km)
     return best
 

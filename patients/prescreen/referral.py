@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import secrets
 from dataclasses import dataclass
 
@@ -62,7 +63,7 @@ def nearest_site(where: Place | None) -> Site:
             if latitude is None or longitude is None:
                 continue
             km = haversine_km(where.latitude, where.longitude, latitude, longitude)
-            if best is None or km < best[0]:
+            if math.isfinite(km) and (best is None or km < best[0]):
                 best = (km, pk)
         if best is not None:
             return Site.objects.get(pk=best[1])

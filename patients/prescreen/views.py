@@ -545,7 +545,7 @@ def _nearest_sites(location: Any, trial_ids: list[int]) -> dict[int, SiteShown]:
             assert site.latitude is not None
             assert site.longitude is not None
             km = haversine_km(location.latitude, location.longitude, site.latitude, site.longitude)
-            if best is None or km < best[0]:
+            if math.isfinite(km) and (best is None or km < best[0]):
                 best = (km, site)
         if best is not None:
             km, site = best

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -166,8 +167,8 @@ def map_study(record: Any, *, digest: str | None = None) -> TrialRecord:
                 reader.text("statusModule", "lastUpdatePostDateStruct", "date")
             ),
             eligibility_criteria=reader.text(*eligibility, "eligibilityCriteria"),
-            minimum_age=parse_age(reader.text(*eligibility, "minimumAge")),
-            maximum_age=parse_age(reader.text(*eligibility, "maximumAge")),
+            minimum_age=_bounded_age(reader.text(*eligibility, "minimumAge"), "minimumAge"),
+            maximum_age=_bounded_age(reader.text(*eligibility, "maximumAge"), "maximumAge"),
             sex=reader.text(*eligibility, "sex"),
             healthy_volunteers=reader.boolean(*eligibility, "healthyVolunteers"),
             sites=[_site(item) for item in reader.objects("contactsLocationsModule", "locations")],
@@ -183,6 +184,21 @@ def parse_age(text: str) -> Age | None:
     if not match:
         return None
     return Age(Decimal(match.group(1)), match.group(2).lower() + "s")
+
+
+# Registries write "200 Years" for "no upper limit": ages up to here are kept as given; a
+# value must also fit the model's field (7 digits, 2 decimals).
+MAX_AGE_YEARS = Decimal(999)
+MAX_AGE_VALUE = Decimal("99999.99")
+
+
+def _bounded_age(text: str, name: str) -> Age | None:
+    """An eligibility age within what a person can be; beyond it the record is refused,
+    never stored (a value over the field's bounds breaks every later read of the table)."""
+    age = parse_age(text)
+    if age is not None and (age.value > MAX_AGE_VALUE or age.years > MAX_AGE_YEARS):
+        raise _WrongType(f"{name} {text[:20]!r} is not a person's age")
+    return age
 
 
 def _partial_date(text: str) -> str:
@@ -293,10 +309,18 @@ def _arm_group(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _coordinate(value: Any) -> float | None:
+def _coordinate(value: Any, name: str, bound: float) -> float | None:
+    """A geoPoint coordinate; a number that is no coordinate (non-finite, beyond +/-``bound``)
+    refuses the record: stored, it would break every distance computed from it."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or abs(number) > bound:
+        raise _WrongType(f"geoPoint {name} {str(value)[:20]} is not a coordinate")
+    return number
 
 
 def _site(item: dict[str, Any]) -> SiteRecord:
@@ -310,6 +334,6 @@ def _site(item: dict[str, Any]) -> SiteRecord:
         state=_text(item, "state"),
         zip=_text(item, "zip"),
         country=_text(item, "country"),
-        latitude=_coordinate(geo.get("lat")),
-        longitude=_coordinate(geo.get("lon")),
+        latitude=_coordinate(geo.get("lat"), "lat", 90),
+        longitude=_coordinate(geo.get("lon"), "lon", 180),
     )

@@ -198,8 +198,22 @@ def normalize_country(text: str) -> str | None:
     return found
 
 
+def valid_point(latitude: float, longitude: float) -> bool:
+    """A finite latitude in [-90, 90] and longitude in [-180, 180]."""
+    return (
+        math.isfinite(latitude)
+        and math.isfinite(longitude)
+        and -90 <= latitude <= 90
+        and -180 <= longitude <= 180
+    )
+
+
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in kilometres between two points given in decimal degrees."""
+    """Great-circle distance in kilometres between two points given in decimal degrees; a
+    point that is none (non-finite or out of range: a stored record may hold one) is
+    infinitely far, never an error."""
+    if not (valid_point(lat1, lon1) and valid_point(lat2, lon2)):
+        return math.inf
     phi1, phi2 = math.radians(lat1), math.radians(lat2)
     half_dphi = (phi2 - phi1) / 2
     half_dlambda = math.radians(lon2 - lon1) / 2
