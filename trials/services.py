@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from trials.ctgov.client import CtgovClient, CtgovError, CtgovRequestRejected, Page
@@ -158,84 +158,139 @@ def trials_upsert(
         candidates[nct_id] = (study, serialize_record(study), source)
 
     now = timezone.now()
-    with transaction.atomic():
-        existing = {
-            trial.nct_id: trial
-            for trial in Trial.objects.filter(nct_id__in=candidates).only(
-                "id",
-                "nct_id",
-                "content_hash",
-                "eligibility_criteria",
-                "overall_status",
-                "version_count",
-                "removed_from_registry",
-                "last_update_posted",
-            )
-        }
-        records: dict[str, TrialRecord] = {}
-        created: list[Trial] = []
-        changed: list[Trial] = []
-        versions: list[TrialVersion] = []
-        for nct_id, (study, serialized, source) in candidates.items():
-            trial = existing.get(nct_id)
-            unchanged = trial is not None and trial.content_hash == serialized.digest
-            if unchanged and not trial.removed_from_registry:  # type: ignore[union-attr]
-                run.unchanged += 1
-                continue
+    counters = _counters(run)
+    try:
+        with transaction.atomic():
+            _store(candidates, run, now, listed=listed, checkpoint=checkpoint)
+    except DatabaseError:
+        # The database refused something of the batch, which is rolled back: each record
+        # again on its own, so that one bad record costs only itself.
+        _restore(run, counters)
+        refused: list[str] = []
+        for nct_id, candidate in candidates.items():
+            alone = _counters(run)
             try:
-                record = map_study(study, digest=serialized.digest)
-            except MalformedRecord as exc:
-                run.add_error(nct_id, str(exc))
-                continue
-            records[nct_id] = record
-            if trial is None:
-                trial = Trial(nct_id=nct_id, created_at=now, updated_at=now, version_count=1)
-                _assign(trial, record, serialized, source)
-                created.append(trial)
-                versions.append(_version(trial, record, run, 1, ["created"]))
-                continue
-            if _older(record, trial) and not trial.removed_from_registry:
-                run.unchanged += 1
-                continue
-            changes = _changes(trial, record)
-            _assign(trial, record, serialized, source)
-            trial.updated_at = now
-            trial.matching_inputs_at = now  # status, sites, ages ... may all have changed
-            trial.criteria_engine_version = ""  # read the changed record again
-            if trial.removed_from_registry:
-                trial.removed_from_registry = False
-                trial.removed_at = None
-                changes.append("back in the registry")
-                trial.needs_evaluation = True
-            if {"eligibility", "status"} & set(changes):
-                trial.version_count += 1
-                trial.needs_evaluation = True
-                versions.append(_version(trial, record, run, trial.version_count, changes))
-            changed.append(trial)
+                with transaction.atomic():
+                    _store({nct_id: candidate}, run, now, listed=listed, checkpoint=None)
+            except DatabaseError as exc:
+                _restore(run, alone)
+                refused.append(nct_id)
+                run.add_error(nct_id, f"{nct_id}: could not be stored ({_first_line(exc)})")
+        with transaction.atomic():
+            if listed:  # still in the registry: a full run must not mark it removed
+                SyncRunListing.objects.bulk_create(
+                    [SyncRunListing(run=run, nct_id=nct_id) for nct_id in refused]
+                )
+            if checkpoint is not None:
+                run.checkpoint = checkpoint
+            run.save()
 
-        Trial.objects.bulk_create(created, batch_size=500)
-        Trial.objects.bulk_update(changed, UPDATED_FIELDS, batch_size=500)
-        TrialSite.objects.filter(trial__in=changed).delete()
-        _insert_sites(
-            [
-                (trial.pk, *site)
-                for trial in (*created, *changed)
-                for site in records[trial.nct_id].sites
-            ]
+
+_COUNTERS = ("created", "updated", "unchanged", "failed")
+
+
+def _counters(run: SyncRun) -> tuple[tuple[int, ...], list[dict[str, str]]]:
+    return tuple(getattr(run, name) for name in _COUNTERS), list(run.errors)
+
+
+def _restore(run: SyncRun, saved: tuple[tuple[int, ...], list[dict[str, str]]]) -> None:
+    values, errors = saved
+    for name, value in zip(_COUNTERS, values, strict=True):
+        setattr(run, name, value)
+    run.errors = errors
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def _store(
+    candidates: dict[str, tuple[Any, SerializedRecord, str | None]],
+    run: SyncRun,
+    now: datetime.datetime,
+    *,
+    listed: bool,
+    checkpoint: dict[str, Any] | None,
+) -> None:
+    """Write these records (in the caller's transaction), with the run's counters."""
+    existing = {
+        trial.nct_id: trial
+        for trial in Trial.objects.filter(nct_id__in=candidates).only(
+            "id",
+            "nct_id",
+            "content_hash",
+            "eligibility_criteria",
+            "overall_status",
+            "version_count",
+            "removed_from_registry",
+            "last_update_posted",
         )
-        for version in versions:
-            version.trial_id = version.trial.pk
-        TrialVersion.objects.bulk_create(versions, batch_size=500)
-        if listed:
-            SyncRunListing.objects.bulk_create(
-                [SyncRunListing(run=run, nct_id=nct_id) for nct_id in candidates],
-                batch_size=1000,
-            )
-        run.created += len(created)
-        run.updated += len(changed)
-        if checkpoint is not None:
-            run.checkpoint = checkpoint
-        run.save()
+    }
+    records: dict[str, TrialRecord] = {}
+    created: list[Trial] = []
+    changed: list[Trial] = []
+    versions: list[TrialVersion] = []
+    for nct_id, (study, serialized, source) in candidates.items():
+        trial = existing.get(nct_id)
+        unchanged = trial is not None and trial.content_hash == serialized.digest
+        if unchanged and not trial.removed_from_registry:  # type: ignore[union-attr]
+            run.unchanged += 1
+            continue
+        try:
+            record = map_study(study, digest=serialized.digest)
+        except MalformedRecord as exc:
+            run.add_error(nct_id, str(exc))
+            continue
+        records[nct_id] = record
+        if trial is None:
+            trial = Trial(nct_id=nct_id, created_at=now, updated_at=now, version_count=1)
+            _assign(trial, record, serialized, source)
+            created.append(trial)
+            versions.append(_version(trial, record, run, 1, ["created"]))
+            continue
+        if _older(record, trial) and not trial.removed_from_registry:
+            run.unchanged += 1
+            continue
+        changes = _changes(trial, record)
+        _assign(trial, record, serialized, source)
+        trial.updated_at = now
+        trial.matching_inputs_at = now  # status, sites, ages ... may all have changed
+        trial.criteria_engine_version = ""  # read the changed record again
+        if trial.removed_from_registry:
+            trial.removed_from_registry = False
+            trial.removed_at = None
+            changes.append("back in the registry")
+            trial.needs_evaluation = True
+        if {"eligibility", "status"} & set(changes):
+            trial.version_count += 1
+            trial.needs_evaluation = True
+            versions.append(_version(trial, record, run, trial.version_count, changes))
+        changed.append(trial)
+
+    Trial.objects.bulk_create(created, batch_size=500)
+    Trial.objects.bulk_update(changed, UPDATED_FIELDS, batch_size=500)
+    TrialSite.objects.filter(trial__in=changed).delete()
+    _insert_sites(
+        [
+            (trial.pk, *site)
+            for trial in (*created, *changed)
+            for site in records[trial.nct_id].sites
+        ]
+    )
+    for version in versions:
+        version.trial_id = version.trial.pk
+    TrialVersion.objects.bulk_create(versions, batch_size=500)
+    if listed:
+        SyncRunListing.objects.bulk_create(
+            [SyncRunListing(run=run, nct_id=nct_id) for nct_id in candidates],
+            batch_size=1000,
+        )
+    run.created += len(created)
+    run.updated += len(changed)
+    if checkpoint is not None:
+        run.checkpoint = checkpoint
+    run.save()
 
 
 def _peek_nct_id(study: Any) -> str | None:

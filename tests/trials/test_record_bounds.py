@@ -113,3 +113,38 @@ def test_a_stored_point_that_is_none_is_never_an_error() -> None:
     TrialSite.objects.filter(pk=site.pk).update(latitude=math.inf, longitude=10.0)
     found = nearest_sites(40.0, -74.0, 20000.0)
     assert found.get(trial.pk, 0.0) != math.inf
+
+
+@pytest.mark.django_db
+def test_a_record_the_database_refuses_costs_only_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """M5: a value the database refuses (an overflow the edge did not foresee) rolls back
+    the batch; each record is then written on its own, and only the refused one is lost."""
+    from django.db import DataError
+
+    from trials import services
+
+    assign = services._assign
+
+    def refusing(trial: Trial, *args: Any, **kwargs: Any) -> None:
+        assign(trial, *args, **kwargs)
+        if trial.nct_id == "NCT90000003":
+            raise DataError("numeric field overflow")
+
+    monkeypatch.setattr(services, "_assign", refusing)
+    refused = copy.deepcopy(recorded())
+    refused["protocolSection"]["identificationModule"]["nctId"] = "NCT90000003"
+    (tmp_path / "good.json").write_text(json.dumps(recorded()))
+    (tmp_path / "refused.json").write_text(json.dumps(refused))
+
+    with pytest.raises(CommandError, match="Some records could not be imported"):
+        call_command(
+            "sync_trials", "--from", str(tmp_path), stdout=io.StringIO(), stderr=io.StringIO()
+        )
+
+    assert list(Trial.objects.values_list("nct_id", flat=True)) == [GOOD]
+    run = SyncRun.objects.latest()
+    assert (run.created, run.failed) == (1, 1)
+    assert run.status != "running"
+    assert "could not be stored (DataError: numeric field overflow)" in run.errors[0]["message"]
