@@ -3,21 +3,39 @@ two-factor sign-in (TOTP, django-otp) when ``ADMIN_REQUIRE_OTP`` is on."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import FieldDoesNotExist
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.template.response import TemplateResponse
+
+
+# The methods admin pages serve; any other (OPTIONS, TRACE, PUT ...) is refused before a page
+# is rendered, so that no response shows patient data unrecorded.
+ADMIN_METHODS = ("GET", "HEAD", "POST")
 
 
 class WorkspaceAdminSite(admin.AdminSite):
     site_header = "Trial matching: coordinator workspace"
     site_title = "Trial matching"
     index_title = "Coordinator workspace"
+
+    def admin_view(self, view: Callable[..., Any], cacheable: bool = False) -> Callable[..., Any]:
+        inner = super().admin_view(view, cacheable)
+
+        @functools.wraps(inner)
+        def served(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            if request.method not in ADMIN_METHODS:
+                return HttpResponseNotAllowed(ADMIN_METHODS)
+            return inner(request, *args, **kwargs)
+
+        return served
 
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         # Read per request, so that the setting can be switched without a new site object.

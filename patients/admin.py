@@ -392,13 +392,13 @@ class PatientAdmin(admin.ModelAdmin):
     ) -> Any:
         if obj is not None and obj.pk:
             context["patient_page"] = patient_page(obj)
-            if request.method == "GET":
-                record_access(
-                    [obj],
-                    actor=request.user,
-                    purpose="admin: profile viewed",
-                    remote_addr=_remote_addr(request),
-                )
+            # Rendered is shown, whatever the method (a form sent back with errors too).
+            record_access(
+                [obj],
+                actor=request.user,
+                purpose="admin: profile viewed",
+                remote_addr=_remote_addr(request),
+            )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(
@@ -528,7 +528,7 @@ class TrialAdmin(trials_admin.TrialAdmin):
         if obj is not None and obj.pk:
             section = matched_patients(request, obj)
             context["matched_patients"] = section
-            if request.method == "GET" and section["rows"]:
+            if section["rows"]:  # rendered is shown, whatever the method
                 record_access(
                     [row.match.patient for row in section["rows"]],
                     actor=request.user,

@@ -709,3 +709,32 @@ def test_an_anonymous_visitor_is_sent_to_the_login_page(client: Client, site: mo
     assert response["Location"].startswith(reverse("admin:login"))
     assert f"next={LIST_URL}" in response["Location"]
     assert not LogEntry.objects.filter(action=LogEntry.Action.ACCESS).exists()
+
+
+@pytest.mark.parametrize("method", ["options", "trace", "put", "patch", "delete"])
+def test_admin_pages_refuse_the_methods_they_do_not_serve(
+    admin_client: Client, site: models.Site, method: str
+) -> None:
+    """M1: an OPTIONS or TRACE rendered the whole profile with no access entry."""
+    patient = imported_patient(site, "METHODS", facts=5)
+
+    response = getattr(admin_client, method)(change_url(patient))
+
+    assert response.status_code == 405
+    assert set(response["Allow"].split(", ")) == {"GET", "HEAD", "POST"}
+    assert b"METHODS" not in response.content
+    assert not access_entries(patient).exists()
+
+
+def test_a_change_form_sent_back_with_errors_is_logged_as_access(
+    admin_client: Client, admin_user: Any, site: models.Site
+) -> None:
+    """M1: a POST that fails validation renders the profile again: that is a read."""
+    patient = imported_patient(site, "INVALID", facts=5)
+
+    response = admin_client.post(change_url(patient), {"external_id": ""})
+
+    assert response.status_code == 200  # the form again, with its errors
+    entry = access_entries(patient).get()
+    assert entry.additional_data == {"purpose": "admin: profile viewed"}
+    assert entry.actor_id == admin_user.pk
