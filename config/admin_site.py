@@ -6,19 +6,19 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import FieldDoesNotExist
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
 from django.template.response import TemplateResponse
-
 
 # The methods admin pages serve; any other (OPTIONS, TRACE, PUT ...) is refused before a page
 # is rendered, so that no response shows patient data unrecorded.
 ADMIN_METHODS = ("GET", "HEAD", "POST")
+_View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
 
 
 class WorkspaceAdminSite(admin.AdminSite):
@@ -26,16 +26,16 @@ class WorkspaceAdminSite(admin.AdminSite):
     site_title = "Trial matching"
     index_title = "Coordinator workspace"
 
-    def admin_view(self, view: Callable[..., Any], cacheable: bool = False) -> Callable[..., Any]:
+    def admin_view(self, view: _View, cacheable: bool = False) -> _View:
         inner = super().admin_view(view, cacheable)
 
         @functools.wraps(inner)
-        def served(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        def served(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if request.method not in ADMIN_METHODS:
                 return HttpResponseNotAllowed(ADMIN_METHODS)
             return inner(request, *args, **kwargs)
 
-        return served
+        return cast(_View, served)
 
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
         # Read per request, so that the setting can be switched without a new site object.
