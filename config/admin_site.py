@@ -15,6 +15,8 @@ from django.core.exceptions import FieldDoesNotExist
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
 from django.template.response import TemplateResponse
 
+from config.addresses import client_ip
+
 # The methods admin pages serve; any other (OPTIONS, TRACE, PUT ...) is refused before a page
 # is rendered, so that no response shows patient data unrecorded.
 ADMIN_METHODS = ("GET", "HEAD", "POST")
@@ -79,7 +81,7 @@ class WorkspaceAdminSite(admin.AdminSite):
                 Patient.objects.filter(pk__in=ids).only("pk"),
                 actor=request.user,
                 purpose="admin: autocomplete",
-                remote_addr=request.META.get("REMOTE_ADDR"),
+                remote_addr=client_ip(request),
             )
         return response
 

@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from config.addresses import client_ip
 from patients import models
 from patients.access import narrow, patients_for, sees_all, site_ids, sites_for
 from patients.audit import record_access
@@ -95,7 +96,7 @@ def is_current(match: models.Match, patient: models.Patient, trial: Trial) -> bo
 
 
 def _remote_addr(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR")
+    return client_ip(request) or None
 
 
 class FactInline(admin.TabularInline):

@@ -46,6 +46,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator, smart_split, unescape_string_literal
 
+from config.addresses import client_ip
 from patients import access, workflow
 from patients.audit import record_access
 from patients.facts import has_primary_cancer, newest, with_facts
@@ -735,7 +736,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
                     shown.values(),
                     actor=request.user,
                     purpose="admin: review queue",
-                    remote_addr=request.META.get("REMOTE_ADDR"),
+                    remote_addr=client_ip(request),
                 )
         return response
 
@@ -885,7 +886,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
             [Patient(pk=pk) for pk in sorted(patient_ids)],
             actor=request.user,
             purpose="admin: review queue CSV export",
-            remote_addr=request.META.get("REMOTE_ADDR"),
+            remote_addr=client_ip(request),
         )
         rows = queryset.order_by(*QUEUE_ORDER)
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
@@ -955,7 +956,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
             [patient],
             actor=request.user,
             purpose="admin: match viewed",
-            remote_addr=request.META.get("REMOTE_ADDR"),
+            remote_addr=client_ip(request),
         )
         criteria = list(Criterion.objects.filter(trial=trial).order_by("position"))
         listed = checklist(match, criteria) if match else None

@@ -34,6 +34,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.addresses import client_ip
 from config.api_platform import ID_PATTERN, MAX_ID
 from patients import access, matching, workflow
 from patients.api_schema import EXAMPLE_PROFILE, ref
@@ -78,7 +79,7 @@ def _audit(request: Request, patients: Iterable[Patient], purpose: str) -> None:
         unique.values(),
         actor=request.user,
         purpose=f"api: {purpose}",
-        remote_addr=request.META.get("REMOTE_ADDR"),
+        remote_addr=client_ip(request),
     )
 
 
@@ -562,7 +563,7 @@ class MatchNowViewSet(viewsets.ViewSet):
         record_unstored_access(
             actor=request.user,
             purpose="api: match without storing",
-            remote_addr=request.META.get("REMOTE_ADDR"),
+            remote_addr=client_ip(request),
             detail={"format": "fhir" if document.get("resourceType") else "profile"},
         )
         return Response(

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from auditlog.cid import get_cid
+from auditlog.context import auditlog_value
 from auditlog.diff import model_instance_diff
 from auditlog.models import LogEntry
 from django.conf import settings
@@ -30,6 +31,7 @@ class ChangeLog:
 
     def __init__(self, actor: Any = None) -> None:
         self.actor = actor if getattr(actor, "is_authenticated", False) else None
+        self.remote_addr = request_address()
         self.entries: list[LogEntry] = []
 
     def created(self, instance: models.Model) -> None:
@@ -62,6 +64,7 @@ class ChangeLog:
                 action=action,
                 changes=changes,
                 actor=self.actor,
+                remote_addr=self.remote_addr,
                 cid=get_cid(),
             )
         )
@@ -69,6 +72,17 @@ class ChangeLog:
     def save(self) -> None:
         LogEntry.objects.bulk_create(self.entries, batch_size=500)
         self.entries.clear()
+
+
+def request_address() -> str | None:
+    """The client address of the request being served (``config.audit.AuditMiddleware`` puts
+    it in django-auditlog's context); None outside a request (commands, tasks)."""
+    try:
+        context = auditlog_value.get()
+    except LookupError:
+        return None
+    address = context.get("remote_addr")
+    return str(address) if address else None
 
 
 def record_access(

@@ -22,6 +22,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 
+from config.addresses import client_ip
 from patients.access import narrow, patients_for, site_ids, sites_for
 from patients.audit import record_access
 from patients.matching import candidate_trials
@@ -115,7 +116,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
             _patients({flag.patient_id for flag in flags}),
             actor=user,
             purpose="dashboard",
-            remote_addr=request.META.get("REMOTE_ADDR"),
+            remote_addr=client_ip(request),
         )
     context: dict[str, Any] = {
         "funnel": funnel(user),

@@ -37,6 +37,8 @@ from django.shortcuts import render
 from django.utils.crypto import salted_hmac
 from django.views.decorators.csrf import csrf_protect
 
+from config.addresses import client_ip
+
 logger = logging.getLogger(__name__)
 
 FORM_TOKEN_FIELD = "form_token"  # noqa: S105 - a field name, not a secret
@@ -143,24 +145,6 @@ def parse_rate(text: str) -> Rate | None:
         )
     count, multiple, unit = found.groups()
     return Rate(int(count), int(multiple or 1) * _UNIT_SECONDS[unit])
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The visitor's address: ``REMOTE_ADDR``, or, when ``NUM_PROXIES`` reverse proxies are in
-    front (each appending the address it saw to ``X-Forwarded-For``), the entry the outermost
-    trusted proxy added. Entries further left are whatever the client claimed and are ignored,
-    so a visitor cannot pick the address they are counted under."""
-    remote = str(request.META.get("REMOTE_ADDR") or "")
-    proxies = int(getattr(settings, "NUM_PROXIES", 0) or 0)
-    if proxies > 0:
-        forwarded = [
-            part.strip()
-            for part in str(request.META.get("HTTP_X_FORWARDED_FOR") or "").split(",")
-            if part.strip()
-        ]
-        if len(forwarded) >= proxies:
-            remote = forwarded[-proxies]
-    return remote
 
 
 def _address_key(address: str) -> str:

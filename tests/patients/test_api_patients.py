@@ -476,3 +476,47 @@ def test_matching_a_profile_document_stores_nothing(world: dict[str, Any]) -> No
     assert accesses("match without storing") == 1
     bad = client.post("/api/v1/match/", {"sex": "sometimes"}, content_type="application/json")
     assert "sex" in errors(bad)
+
+
+def test_a_token_write_names_its_actor_and_the_trusted_address(
+    world: dict[str, Any], settings: Any
+) -> None:
+    """M2: with ``Authorization: Token`` the audit middleware read the user before the API
+    had authenticated it, and stored writes with no actor. M3: the address came from the
+    first X-Forwarded-For entry, which the client writes."""
+    from patients.models import ApiToken
+
+    settings.NUM_PROXIES = 1  # one trusted proxy, which appends the address it saw
+    _, key = ApiToken.issue(world["admin"], "EHR")
+    client = Client(
+        HTTP_AUTHORIZATION=f"Token {key}",
+        HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.7",  # forged, then the proxy's
+        REMOTE_ADDR="10.0.0.2",
+    )
+    created = client.post(
+        "/api/v1/patients/", profile(site="site-a"), content_type="application/json"
+    )
+    assert created.status_code == 201, created.content
+    pk = created.json()["id"]
+    assert client.delete(f"/api/v1/patients/{pk}/").status_code == 204
+
+    entries = LogEntry.objects.filter(object_pk=str(pk)).exclude(action=LogEntry.Action.ACCESS)
+    assert {e.action for e in entries} >= {LogEntry.Action.CREATE, LogEntry.Action.DELETE}
+    assert {e.actor_id for e in entries} == {world["admin"].pk}
+    assert {e.remote_addr for e in entries} == {"198.51.100.7"}
+
+
+def test_without_a_trusted_proxy_the_forwarded_header_is_ignored(world: dict[str, Any]) -> None:
+    before = LogEntry.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    client = client_for(world["admin"])
+    created = client.post(
+        "/api/v1/patients/",
+        profile(site="site-a"),
+        content_type="application/json",
+        HTTP_X_FORWARDED_FOR="6.6.6.6",
+        REMOTE_ADDR="203.0.113.20",
+    )
+    assert created.status_code == 201
+    entries = LogEntry.objects.filter(action=LogEntry.Action.CREATE, pk__gt=before)
+    assert entries.exists()
+    assert {(e.actor_id, e.remote_addr) for e in entries} == {(world["admin"].pk, "203.0.113.20")}

@@ -24,6 +24,7 @@ from django.middleware.csrf import get_token
 from django.test import Client, RequestFactory
 from django.urls import include, path
 
+from config.addresses import client_ip
 from patients.prescreen import guard
 from patients.prescreen.guard import (
     FORM_TOKEN_FIELD,
@@ -35,7 +36,6 @@ from patients.prescreen.guard import (
     Rate,
     body_limit,
     check_submission,
-    client_ip,
     new_form_token,
     parse_rate,
     private_page,
