@@ -46,6 +46,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator, smart_split, unescape_string_literal
 
+from config import spreadsheet
 from config.addresses import client_ip
 from patients import access, workflow
 from patients.audit import record_access
@@ -1083,13 +1084,6 @@ class _Echo:
         return value
 
 
-def _cell(value: Any) -> Any:
-    """Text that a spreadsheet would run as a formula is quoted (CSV injection)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def csv_row(match: Match) -> list[Any]:
     patient, trial = match.patient, match.trial
     km = match.distance_km
@@ -1111,7 +1105,7 @@ def csv_row(match: Match) -> list[Any]:
         "yes" if is_current(match, patient, trial) else "no",
         timezone.localtime(match.evaluated_at).isoformat(timespec="seconds"),
     ]
-    return [_cell(value) for value in row]
+    return [spreadsheet.cell(value) for value in row]
 
 
 def csv_lines(queryset: QuerySet[Match]) -> Iterator[str]:

@@ -159,6 +159,16 @@ def _drop_other_sources(patient: Patient, document: dict[str, Any]) -> list[str]
     return notes
 
 
+class NotStored:
+    """Patient data in answers: no browser or proxy keeps a copy (``Cache-Control:
+    no-store``), whatever the answer (an error may name the patient's record too)."""
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        response["Cache-Control"] = "no-store"
+        return response
+
+
 class ActionPermissions(permissions.BasePermission):
     """Model permissions per action (the roles of ``patients.roles``), on top of login."""
 
@@ -303,7 +313,7 @@ class PatientMatchFilter(filters.FilterSet):
         fields = ("verdict", "flagged")
 
 
-class PatientViewSet(viewsets.GenericViewSet[Patient]):
+class PatientViewSet(NotStored, viewsets.GenericViewSet[Patient]):
     """Patients of the caller's sites in the profile document format."""
 
     serializer_class = PatientSummarySerializer
@@ -491,7 +501,7 @@ def facts_without_storing(profile: ProfileData) -> Any:
     return patient_facts(patient)
 
 
-class MatchNowViewSet(viewsets.ViewSet):
+class MatchNowViewSet(NotStored, viewsets.ViewSet):
     """``POST /api/v1/match/``: a profile document or a FHIR Bundle against the open trials,
     ranked (flagged first), with verdicts and every criterion's reason; nothing is stored."""
 
@@ -597,7 +607,7 @@ def _review_of(field: str) -> Subquery:
     return Subquery(workflow.reviews_of_pair().values(field)[:1])
 
 
-class MatchViewSet(viewsets.ReadOnlyModelViewSet[Match]):
+class MatchViewSet(NotStored, viewsets.ReadOnlyModelViewSet[Match]):
     """The caller's sites' matches in the review queue's order; ``{patient_id}-{trial_id}``."""
 
     serializer_class = MatchListSerializer

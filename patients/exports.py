@@ -11,6 +11,7 @@ from typing import IO, Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from config import spreadsheet
 from patients import models
 from patients.facts import has_primary_cancer, patient_facts, with_facts
 from patients.profile_json import SECTIONS, fact_fields
@@ -143,7 +144,7 @@ def write_csv(documents: Iterator[dict[str, Any]], stream: IO[str]) -> int:
     writer.writeheader()
     count = 0
     for document in documents:
-        writer.writerow(_csv_row(document))
+        writer.writerow(spreadsheet.row(_csv_row(document)))
         count += 1
     return count
 

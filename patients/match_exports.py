@@ -9,6 +9,7 @@ from typing import IO, Any
 
 from django.db.models import QuerySet
 
+from config import spreadsheet
 from patients.matching import CRITERIA_OF_FIELDS, MATCHER_VERSION, criteria_of
 from patients.models import Match
 from trials.eligibility.geo import km_to_miles
@@ -130,22 +131,24 @@ def write_csv(documents: Iterator[dict[str, Any]], stream: IO[str]) -> int:
             or (c["type"] == "exclusion" and c["outcome"] == "met")
         ]
         writer.writerow(
-            {
-                "patient": item["patient"],
-                "site": item["site"],
-                "nct_id": item["nct_id"],
-                "verdict": item["verdict"],
-                "flagged": item["flagged"],
-                "score": item["score"],
-                "distance_km": "" if item["distance_km"] is None else item["distance_km"],
-                "criteria_met": sum(c["outcome"] == "met" for c in criteria),
-                "criteria_not_met": sum(c["outcome"] == "not_met" for c in criteria),
-                "criteria_unknown": sum(c["outcome"] == "unknown" for c in criteria),
-                "disqualifying": " | ".join(disqualifying),
-                "unknown_facts": "; ".join(item["unknown_facts"]),
-                "flag_reason": item["flag_reason"],
-                "current": item["current"],
-            }
+            spreadsheet.row(
+                {
+                    "patient": item["patient"],
+                    "site": item["site"],
+                    "nct_id": item["nct_id"],
+                    "verdict": item["verdict"],
+                    "flagged": item["flagged"],
+                    "score": item["score"],
+                    "distance_km": "" if item["distance_km"] is None else item["distance_km"],
+                    "criteria_met": sum(c["outcome"] == "met" for c in criteria),
+                    "criteria_not_met": sum(c["outcome"] == "not_met" for c in criteria),
+                    "criteria_unknown": sum(c["outcome"] == "unknown" for c in criteria),
+                    "disqualifying": " | ".join(disqualifying),
+                    "unknown_facts": "; ".join(item["unknown_facts"]),
+                    "flag_reason": item["flag_reason"],
+                    "current": item["current"],
+                }
+            )
         )
         count += 1
     return count

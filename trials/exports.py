@@ -9,6 +9,7 @@ from typing import IO, Any
 
 from django.db.models import QuerySet
 
+from config import spreadsheet
 from trials.models import Trial
 
 CSV_COLUMNS = (
@@ -135,7 +136,7 @@ def write_csv(rows: Iterator[dict[str, Any]], stream: IO[str]) -> int:
             f"{item['text']}"
             for item in row["criteria"]
         )
-        writer.writerow(flat)
+        writer.writerow(spreadsheet.row(flat))
         count += 1
     return count
 

@@ -520,3 +520,17 @@ def test_without_a_trusted_proxy_the_forwarded_header_is_ignored(world: dict[str
     entries = LogEntry.objects.filter(action=LogEntry.Action.CREATE, pk__gt=before)
     assert entries.exists()
     assert {(e.actor_id, e.remote_addr) for e in entries} == {(world["admin"].pk, "203.0.113.20")}
+
+
+def test_patient_data_answers_are_never_stored_by_a_cache(world: dict[str, Any]) -> None:
+    """L8: PHI API responses had no Cache-Control: no-store."""
+    client = client_for(world["admin"])
+    mine = world["mine"]
+    for response in (
+        client.get("/api/v1/patients/"),
+        client.get(f"/api/v1/patients/{mine.pk}/"),
+        client.get(f"/api/v1/patients/{mine.pk}/matches/"),
+        client.get("/api/v1/matches/"),
+        client.get("/api/v1/patients/999999/"),  # an error answer too
+    ):
+        assert response["Cache-Control"] == "no-store", response.request["PATH_INFO"]
