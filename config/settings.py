@@ -29,10 +29,13 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 DEBUG = env.bool("DEBUG", default=False)
 
 _DEV_SECRET_KEY = "dev-only-insecure-key-never-use-in-production"  # noqa: S105
+# Values no deployment may run with: the development default and .env.example's placeholder.
+_KNOWN_SECRET_KEYS = (_DEV_SECRET_KEY, "change-me-to-a-long-random-string")
 SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY if DEBUG else "")
-if not DEBUG and (not SECRET_KEY or SECRET_KEY == _DEV_SECRET_KEY):
+if not DEBUG and (not SECRET_KEY or SECRET_KEY in _KNOWN_SECRET_KEYS or len(SECRET_KEY) < 32):
     raise ImproperlyConfigured(
-        "SECRET_KEY must be set to a long random value when DEBUG is off "
+        "SECRET_KEY must be set to a long random value (32 characters or more, not the "
+        ".env.example placeholder) when DEBUG is off "
         "(set DEBUG=1 for local development)."
     )
 
