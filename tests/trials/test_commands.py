@@ -160,3 +160,28 @@ def test_export_json_and_csv(tmp_path: Path) -> None:
 def test_export_to_an_unwritable_place_is_explained(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="Cannot write"):
         call_command("export_trials", "--output", str(tmp_path / "missing" / "x.json"))
+
+
+def test_import_from_corrupt_or_deeply_nested_files_says_why_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """L12: a corrupt .gz and a JSON nested 100,000 levels printed tracebacks."""
+    import gzip
+
+    (tmp_path / "corrupt.json.gz").write_bytes(b"not gzip data")
+    whole = gzip.compress(json.dumps([{"protocolSection": {}}]).encode())
+    (tmp_path / "cut.json.gz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+
+    with pytest.raises(CommandError, match="Some records could not be imported") as failure:
+        call_command("sync_trials", "--from", str(tmp_path), stderr=(err := io.StringIO()))
+
+    text = err.getvalue()
+    assert "Traceback" not in text
+    assert f"{tmp_path / 'corrupt.json.gz'}: not readable JSON" in text
+    assert f"{tmp_path / 'cut.json.gz'}: not readable JSON" in text
+    assert f"{tmp_path / 'deep.json'}: not readable JSON (nested too deeply)" in text
+    assert "3 failed" in str(failure.value)
+    run = SyncRun.objects.latest()
+    assert len(run.errors) == 3
+    assert all(error["message"] for error in run.errors)

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import json
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,9 +73,12 @@ def iter_file_studies(
             for study, source_hash in _studies(stream, known):
                 yield FileRecord(path, count, study, source_hash)
                 count += 1
-    except (OSError, EOFError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError
+    except (OSError, EOFError, ValueError, zlib.error) as exc:  # bad gzip, JSON, UTF-8
         where = f" after {count} record(s)" if count else ""
         raise RecordFileError(f"not readable JSON{where} ({_describe(exc)})") from None
+    except RecursionError:
+        where = f" after {count} record(s)" if count else ""
+        raise RecordFileError(f"not readable JSON{where} (nested too deeply)") from None
 
 
 def _open(path: Path) -> IO[str]:
