@@ -45,7 +45,7 @@ def check_trial(criteria: Sequence[Criterion], *, sex: str = "") -> list[Criteri
         dataclasses.replace(
             x,
             marks=(*x.marks, *dict.fromkeys(marks[x.position])),
-            parts=parts.get(x.position, ()) if x.position in parts else x.parts,
+            parts=parts.get(x.position, x.parts),
         )
         if x.position in marks
         else x

@@ -433,6 +433,7 @@ def coverage(
     whole_gaps: list[tuple[int, int]] = []  # clauses that are a gap as a whole
     enclosed: list[int] = []  # ... in parentheses: the first word of each
     qualified: set[int] = set()  # constraints a condition on their organ's function qualifies
+    placed = 0  # whole-clause gaps placed on some constraints, not on all
     # Roles: a clause that is not main is explained only by a reading that represents it.
     conditions = [x for x in flat if isinstance(x, c.Lab) and x.condition]
     exceptions = [x for x in flat if getattr(x, "exceptions", ())]
@@ -449,8 +450,8 @@ def coverage(
             for position in inside:
                 neutral[position] = True
                 if aside:
-                    # A note on testing names the concept without saying who is eligible:
-                    # no constraint stands there.
+                    # A note on testing, or an allowance the reading holds, names concepts
+                    # without saying who is eligible: no constraint stands there.
                     remarked[position] = True
             continue
         if clause.role is Role.CONDITION and _formula(tokens, inside, flat):
@@ -515,10 +516,11 @@ def coverage(
             # "creatinine clearance > 60 mL/min, if just below 60 then GFR > 60 by 24-hour
             # urine": a condition naming the kidney's measures qualifies the kidney's limits.
             qualified |= function
-            enclosed.append(-1)
+            placed += 1
         elif _parenthesised(text, clause.start, clause.end) and inside:
             # "chronic hepatitis B (... can be included)": it qualifies its list element.
             enclosed.append(inside[0])
+            placed += 1
     # "or" between words of different constraints joined as all-of is not understood.
     alternative = [False] * len(tokens)
     alternatives: list[str] = []
@@ -572,8 +574,11 @@ def coverage(
     neutral_words = _words("neutral")
     # A constraint stands where it is named ("count" of "neutrophil count" is the
     # neutrophils', not every count's), or where only its vocabulary says it ("pregnant").
+    # A word in a note that decides nothing is where no constraint stands.
     standing = [
-        set(m)
+        None
+        if aside
+        else set(m)
         if m
         else o
         if (
@@ -584,15 +589,14 @@ def coverage(
             and word not in neutral_words
         )
         else None
-        for o, m, (_, _, word) in zip(owner, namers, tokens, strict=True)
+        for o, m, aside, (_, _, word) in zip(owner, namers, remarked, tokens, strict=True)
     ]
-    standing = [None if aside else x for x, aside in zip(standing, remarked, strict=True)]
     places = _Places(text, tokens, standing, kind)
-    # A clause not understood is part of every constraint, unless parentheses enclose it.
-    unplaced = len(whole_gaps) > len(enclosed)
+    # A clause not understood is part of every constraint, unless it could be placed.
+    unplaced = len(whole_gaps) > placed
     places.dirty |= qualified
     for position in enclosed:
-        if position >= 0 and not unplaced:
+        if not unplaced:
             unplaced = places.attach(position, local=True)
     windows = _window_spans(text)
     heads = (
@@ -1187,7 +1191,7 @@ def _steroid_allowance(
     reading's dose floor (at most 10 mg/day prednisone-equivalent is replacement)."""
     if role not in (Role.ALLOWANCE, Role.EXCEPTION, Role.REMARK) or not inside:
         return False
-    words = [tokens[p][2] for p in inside]
+    words = {tokens[p][2] for p in inside}
     vocabulary = _words("steroid_allowance")
     if not all(w in vocabulary or w in _FILLER for w in words):
         return False
@@ -1199,17 +1203,16 @@ def _steroid_allowance(
     steroids = [x for x in flat if isinstance(x, c.Medication) and x.category == "systemic_steroid"]
     if not steroids or not all(x.present for x in steroids):
         return False
-    if {"replacement", "physiologic", "physiological"} & set(words):
+    if {"replacement", "physiologic", "physiological"} & words:
         return all(
             x.over_mg_per_day is not None and x.over_mg_per_day <= IMMUNOSUPPRESSIVE_PREDNISONE_MG
             for x in steroids
         )
-    return bool(
-        {"inhaled", "inhalational", "topical", "intranasal", "nasal", "ocular"} & set(words)
-    )
+    return bool({"inhaled", "inhalational", "topical", "intranasal", "nasal", "ocular"} & words)
 
 
-_FUTURE_EVENT = (frozenset({"becomes", "become", "develops", "develop"}), frozenset({"during"}))
+# "if the subject becomes pregnant during the study": what happens later, not who enters.
+_BECOMES = frozenset({"becomes", "become", "develops", "develop"})
 
 
 def _procedural(tokens: list[tuple[int, int, str]], inside: list[int], role: Role) -> bool:
@@ -1219,8 +1222,7 @@ def _procedural(tokens: list[tuple[int, int, str]], inside: list[int], role: Rol
     changes nothing of who is eligible, unless it admits or excludes someone."""
     if role is Role.CONDITION and inside:
         words = {tokens[p][2] for p in inside}
-        event, during = _FUTURE_EVENT
-        return bool(words & event and words & during and words & {"study", "trial"})
+        return bool(words & _BECOMES and "during" in words and words & {"study", "trial"})
     if role is not Role.REMARK or not inside:
         return False
     sequence = [tokens[p][2] for p in inside]

@@ -27,7 +27,7 @@ from trials.eligibility.lexicon import (
     lexicon,
     list_pattern,
 )
-from trials.eligibility.text import WORD_NUMBERS, parse_number
+from trials.eligibility.text import WORD_NUMBERS, mentions, parse_number
 from trials.eligibility.units import Analyte, UnitError, to_canonical
 from trials.eligibility.vocabulary import STAGE_RANKS, display_code, rank
 
@@ -77,18 +77,7 @@ class Context:
 # --- Cheap triggers: an extractor runs only when one of its words is in the text -----------------
 
 
-@functools.lru_cache(maxsize=256)
-def _lower(text: str) -> str:
-    return text.lower()
-
-
-def _mentions(text: str, words: tuple[str, ...]) -> bool:
-    """Does the text contain any of these substrings? (a gate far cheaper than a pattern)"""
-    lowered = _lower(text)
-    for word in words:  # noqa: SIM110 -- a plain loop is measurably faster than any() here
-        if word in lowered:
-            return True
-    return False
+_mentions = mentions  # the readers' gate (``text.mentions``)
 
 
 _AGE_WORDS = ("age", "year", "old", "adult", "yr")

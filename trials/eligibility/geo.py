@@ -283,7 +283,7 @@ def _coordinates(latitude: Any, longitude: Any) -> tuple[float, float] | None:
     except (TypeError, ValueError):
         return None
     # Military (APO/FPO) ZIP codes carry 0, 0: no place at all.
-    if (lat, lon) == (0.0, 0.0) or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+    if (lat, lon) == (0.0, 0.0) or not valid_point(lat, lon):
         return None
     return lat, lon
 

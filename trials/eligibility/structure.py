@@ -30,6 +30,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from trials.eligibility.text import mentions
+
 DATA = Path(__file__).resolve().parent / "data" / "reading.json"
 
 
@@ -139,15 +141,18 @@ def _parse(text: str) -> Structure:
             # "... meningitis* NOTE: *Baseline MRI required if ...": a note to the end.
             clauses.append(Clause(start + note.start(), end, Role.REMARK, "note"))
         # "including but not limited to": its "but not" opens examples, not an exception.
-        openers = [(m.start(), m.end()) for m in patterns["example"].finditer(sentence)]
-        lowered = sentence.lower()
+        openers = (
+            [(m.start(), m.end()) for m in patterns["example"].finditer(sentence)]
+            if mentions(sentence, _gate("example"))
+            else []
+        )
         for name, role_of in (
             ("exception", Role.EXCEPTION),
             ("condition", Role.CONDITION),
             ("scope", Role.SCOPE),
             ("example", Role.EXAMPLE),
         ):
-            if not _has_gate(lowered, name):
+            if not mentions(sentence, _gate(name)):
                 continue
             for match in patterns[name].finditer(sentence):
                 at = start + match.start()
@@ -171,23 +176,15 @@ def _gate(name: str) -> tuple[str, ...]:
     return tuple({max(marker.lower().split(), key=len) for marker in markers})
 
 
-def _has_gate(lowered: str, name: str) -> bool:
-    for word in _gate(name):  # noqa: SIM110 -- a plain loop is faster than any() here
-        if word in lowered:
-            return True
-    return False
-
-
 def _sentence_role(sentence: str, *, first: bool) -> tuple[Role, str]:
     """A sentence or parenthesis as a whole: an allowance or a remark, else main."""
     patterns = _patterns()
-    lowered = sentence.lower()
     remark = patterns["remark_start"].match(sentence) or (
-        _has_gate(lowered, "remark") and patterns["remark"].search(sentence)
+        mentions(sentence, _gate("remark")) and patterns["remark"].search(sentence)
     )
     if remark:
         return Role.REMARK, remark.group(0).strip(" (:")
-    allowance = _has_gate(lowered, "allowance") and patterns["allowance"].search(sentence)
+    allowance = mentions(sentence, _gate("allowance")) and patterns["allowance"].search(sentence)
     if allowance:
         return Role.ALLOWANCE, allowance.group(0)
     if not first:
@@ -303,6 +300,7 @@ _GROUP_HEADING = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=2048)
 def group_scope(heading: str) -> str:
     """The group an exclusion heading names ("Exclusion criteria for the cirrhosis
     groups:"): its items exclude only that group's members, "" when it names none. (Under
@@ -311,6 +309,7 @@ def group_scope(heading: str) -> str:
     return " ".join(found.group(0).lower().split()) if found else ""
 
 
+@functools.lru_cache(maxsize=2048)
 def heading_scope(heading: str) -> str:
     """What a heading says of the items under it beyond "all of these": a condition ("For
     patients with HBV ... if:"), an allowance, a population ("Cohort E2:", "Part 2 only"),

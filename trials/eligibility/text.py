@@ -106,6 +106,21 @@ _ASCII_SYMBOLS = tuple((old, new) for old, new in _SYMBOLS if old.isascii())
 
 
 @lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)
+def _lower(text: str) -> str:
+    return text.lower()
+
+
+def mentions(text: str, words: tuple[str, ...]) -> bool:
+    """Does the text contain any of these (lower-case) substrings, whatever its case? A gate
+    far cheaper than a pattern, run before one."""
+    lowered = _lower(text)
+    for word in words:  # noqa: SIM110 -- a plain loop is measurably faster than any() here
+        if word in lowered:
+            return True
+    return False
+
+
 def normalize(text: str) -> str:
     """The reading copy of a criterion: NFKC, escapes removed, one comparator spelling
     (``>=``, ``<=``, ``>``, ``<``), ASCII dashes and micro, single spaces."""
