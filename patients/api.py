@@ -11,11 +11,13 @@ by django-auditlog.
 
 Writes re-match the patient in-process (``matching.match_patients``): one patient against
 the compiled open trials takes milliseconds, and a caller that writes a profile and then asks
-for its matches gets the current ones, not the previous ones while a worker catches up.
+for its matches gets the current ones, not the previous ones while a worker catches up. The
+write and its matching are one transaction: if matching fails, nothing is stored (503).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,7 +32,7 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -65,6 +67,8 @@ from patients.services import (
 )
 from trials.eligibility.evaluate import PatientEvaluator, rank_key
 from trials.models import Criterion, Trial
+
+logger = logging.getLogger(__name__)
 
 # Keys of a profile document as this API returns it that are not part of the format.
 RESPONSE_ONLY_KEYS = ("id", "problems", "status")
@@ -111,6 +115,15 @@ def _caller_site(user: Any, code: str | None) -> Site:
     if len(mine) != 1:
         raise ValidationError({"site": ["Give the code of one of your sites."]})
     return mine[0]
+
+
+class MatchingFailed(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "matching_failed"
+    default_detail = (
+        "The profile could not be matched against the trials, so it was not stored: nothing "
+        "changed. Try again later; if it persists, tell the service's operators."
+    )
 
 
 def _rematch(result: UpsertResult) -> None:
@@ -455,13 +468,20 @@ class PatientViewSet(NotStored, viewsets.GenericViewSet[Patient]):
     def _write(
         self, profile: ProfileData, site: Site, request: Request, source: str
     ) -> UpsertResult:
-        try:
-            result = patient_upsert(profile, source=source, site=site, actor=request.user)
-        except ProfileRejected as exc:
-            raise ValidationError({"non_field_errors": [str(exc)]}) from None
-        if result.patient is not None:
-            _audit(request, [result.patient], "patient write")
-        _rematch(result)
+        """Store the profile and re-match the patient: both land or neither does, so a stored
+        patient always has the matches of what is stored."""
+        with transaction.atomic():
+            try:
+                result = patient_upsert(profile, source=source, site=site, actor=request.user)
+            except ProfileRejected as exc:
+                raise ValidationError({"non_field_errors": [str(exc)]}) from None
+            if result.patient is not None:
+                _audit(request, [result.patient], "patient write")
+            try:
+                _rematch(result)
+            except Exception as exc:
+                logger.exception("patient write undone: matching failed")
+                raise MatchingFailed() from exc
         return result
 
 

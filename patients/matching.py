@@ -347,11 +347,13 @@ def _match_chunk(
             run.evaluated += 1
             run.flagged += result.flagged
             rows.append(_row(patient, trial, result, cache.inputs_at(trial.key), now, on))
+    inside_write = connection.in_atomic_block
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and not inside_write:
             # Matches are derived data: a crash may lose the last instant of them (the old
             # rows then stay, visibly stale, until the next run), so the commit need not wait
-            # for the WAL flush (about a sixth of one patient's re-match time).
+            # for the WAL flush (about a sixth of one patient's re-match time). Not when the
+            # matching is part of a caller's transaction (a patient write): that commit waits.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
         held = Match.objects.filter(patient_id__in=patient_ids)

@@ -277,6 +277,36 @@ def test_the_fhir_import_creates_then_updates(world: dict[str, Any]) -> None:
     assert not_bundle.status_code == 400
 
 
+def test_a_write_whose_matching_fails_stores_nothing(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A patient import and its matching succeed or fail together: a stored patient never sits
+    without the matches of what is stored."""
+    client = client_for(world["admin"])
+    bundle = example("EX1")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("math domain error")
+
+    monkeypatch.setattr("patients.matching.evaluate_with", broken)
+    before = Patient.objects.count(), accesses("patient write")
+    answer = client.post("/api/v1/patients/import/", bundle, content_type="application/json")
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "matching_failed"
+    assert "nothing changed" in answer.json()["error"]["message"]
+    created = client.post("/api/v1/patients/", profile("P-9"), content_type="application/json")
+    assert created.status_code == 503
+    mine = world["mine"]
+    document = client.get(f"/api/v1/patients/{mine.pk}/").json()
+    document["sex"] = "male"
+    put = client.put(f"/api/v1/patients/{mine.pk}/", document, content_type="application/json")
+    assert put.status_code == 503
+    assert (Patient.objects.count(), accesses("patient write")) == before
+    mine.refresh_from_db()
+    assert mine.sex != "male"
+    assert Match.objects.filter(patient=mine).count() == 1
+
+
 # --- Matches --------------------------------------------------------------------------------
 
 
