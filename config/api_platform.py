@@ -9,6 +9,7 @@ Every 4xx answer has one shape::
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -22,6 +23,13 @@ from rest_framework.views import exception_handler
 # 64-bit integers is a 404 or a 400, never an overflow inside the query.
 ID_PATTERN = r"[0-9]{1,18}"
 MAX_ID = 10**18 - 1
+_ID = re.compile(ID_PATTERN)
+
+
+def parse_id(text: str | None) -> int | None:
+    """``text`` as a row id (ASCII digits, ``ID_PATTERN``), or None: a superscript two passes
+    ``str.isdigit`` and a 30-digit number overflows the database's integers, neither is an id."""
+    return int(text) if text is not None and _ID.fullmatch(text) else None
 
 
 class ApiPagination(PageNumberPagination):

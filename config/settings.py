@@ -74,6 +74,9 @@ MIDDLEWARE = [
     # First: every request gets its id (X-Request-ID) and one access log line.
     "config.logs.RequestIdMiddleware",
     "config.health.HealthCheckMiddleware",
+    # Input no view can use (NUL in the address, a body past DATA_UPLOAD_MAX_MEMORY_SIZE) is
+    # refused here: 400 / 413, in the API's error format under /api/.
+    "config.input_edge.InputEdgeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy on every page (CONTENT_SECURITY_POLICY below).
     "csp.middleware.CSPMiddleware",
@@ -402,7 +405,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.api_platform.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # JSON bodies only (the schema then lists one media type per body; anything else is 415).
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.input_edge.StrictJSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS: dict[str, Any] = {

@@ -48,6 +48,7 @@ from django.utils.text import Truncator, smart_split, unescape_string_literal
 
 from config import spreadsheet
 from config.addresses import client_ip
+from config.api_platform import parse_id
 from patients import access, workflow
 from patients.audit import record_access
 from patients.facts import has_primary_cancer, newest, with_facts
@@ -213,9 +214,10 @@ class SiteFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
-        if not value.isdigit():
+        site_id = parse_id(value)
+        if site_id is None:
             return queryset.none()
-        return queryset.filter(patient__site_id=int(value))  # narrowed already: AND
+        return queryset.filter(patient__site_id=site_id)  # narrowed already: AND
 
 
 class TrialFilter(admin.SimpleListFilter):

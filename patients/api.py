@@ -37,7 +37,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.addresses import client_ip
-from config.api_platform import ID_PATTERN, MAX_ID
+from config.api_platform import ID_PATTERN, MAX_ID, parse_id
 from patients import access, matching, workflow
 from patients.api_schema import EXAMPLE_PROFILE, ref
 from patients.audit import record_access, record_unstored_access
@@ -663,16 +663,17 @@ class MatchViewSet(NotStored, viewsets.ReadOnlyModelViewSet[Match]):
         )
 
     def get_object(self) -> Match:
-        patient_id, _, trial_id = str(self.kwargs["pk"]).partition("-")
-        if not (patient_id.isdigit() and trial_id.isdigit()):
+        patient_text, _, trial_text = str(self.kwargs["pk"]).partition("-")
+        patient_id, trial_id = parse_id(patient_text), parse_id(trial_text)
+        if patient_id is None or trial_id is None:
             raise Http404
         # The full row (outcomes) and the trial, only within the caller's sites.
         return get_object_or_404(
             access.narrow(
                 Match.objects.select_related("patient__site", "trial"), self.request.user
             ),
-            patient_id=int(patient_id),
-            trial_id=int(trial_id),
+            patient_id=patient_id,
+            trial_id=trial_id,
         )
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:

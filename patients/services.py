@@ -10,7 +10,6 @@ survives a re-import of the hospital's bundle.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from config import input_limits
+from config.input_limits import stored_text_flaws
 from patients import models
 from patients.audit import ChangeLog
 from patients.fhir import BundleError, read_bundle
@@ -94,6 +95,7 @@ def patient_upsert(
         if patient is None:
             patient = models.Patient(site=site, external_id=profile.external_id, source=source)
         _assign_patient(patient, profile, problems)
+        _refuse_unstorable(patient)
         patient.save()
         result = UpsertResult(patient, "created" if created else "updated", problems)
         _sync_facts(patient, profile.facts, source, actor, result, changes)
@@ -150,6 +152,25 @@ def _assign_patient(patient: models.Patient, profile: ProfileData, problems: lis
     if profile.prior_anticancer_therapy is not None:
         patient.prior_anticancer_therapy = profile.prior_anticancer_therapy
     patient.source_reference = profile.source_reference[:300]
+
+
+def _refuse_unstorable(patient: models.Patient) -> None:
+    """The profile is refused, with the field and the reason, when the patient's own fields
+    cannot be stored as they are (an MRN too long, text the database cannot hold)."""
+    problems = {name: [flaw] for name, flaw in stored_text_flaws(patient).items()}
+    try:
+        patient.clean_fields(exclude=["site"])
+    except ValidationError as exc:
+        for name, messages in exc.message_dict.items():
+            problems.setdefault(name, []).extend(messages)
+    if problems:
+        label = {f.name: str(f.verbose_name) for f in patient._meta.concrete_fields}
+        raise ProfileRejected(
+            "; ".join(
+                f"{label.get(name, name)}: {' '.join(messages)}"
+                for name, messages in problems.items()
+            )
+        )
 
 
 def _sync_facts(
@@ -225,6 +246,9 @@ def _valid_instance(
             **fact.values,
         )
         instance.full_clean(exclude=["patient", "recorded_by"])
+        flaws = stored_text_flaws(instance)
+        if flaws:
+            raise ValidationError({name: [flaw] for name, flaw in flaws.items()})
     except ValidationError as exc:
         result.problems.append(Problem(fact.key, _validation_text(exc)))
         return None
@@ -325,7 +349,7 @@ def import_patient_document_file(
     path: Path, report: ImportReport, *, site: models.Site | None = None
 ) -> UpsertResult | None:
     try:
-        document = json.loads(path.read_bytes())
+        document = input_limits.loads(path.read_bytes())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         report.problems.append(Problem(path.name, f"not readable JSON ({_short(exc)})"))
         report.rejected += 1
