@@ -155,7 +155,12 @@ def trials_upsert(
             _report_malformed(run, study, index, describe)
             continue
         source = source_hashes[index] if source_hashes else None
-        candidates[nct_id] = (study, serialize_record(study), source)
+        try:
+            candidates[nct_id] = (study, serialize_record(study), source)
+        except MalformedRecord as exc:
+            run.add_error(nct_id, f"{nct_id}: {exc}")
+            if listed:  # still in the registry: a full run must not mark it removed
+                SyncRunListing.objects.create(run=run, nct_id=nct_id)
 
     now = timezone.now()
     counters = _counters(run)

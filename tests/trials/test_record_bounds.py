@@ -1,9 +1,10 @@
-"""A registry number that is no coordinate or no person's age is refused at the edge.
+"""A registry value that is no coordinate, no person's age or no storable text is refused at
+the edge.
 
-Issue findings H1 (a site ``geoPoint`` holding ``Infinity`` broke every distance computed
-afterwards) and M5 (``maximumAge: "100000 Years"`` overflowed the age field): such a record is
-reported in its SyncRun with its NCT id and reason and never stored; the rest of the page
-lands; and a value that reached the database anyway never makes a distance raise.
+A site ``geoPoint`` holding ``Infinity`` once broke every distance computed afterwards, and a
+``maximumAge: "100000 Years"`` overflowed the age field: such a record is reported in its
+SyncRun with its NCT id and reason and never stored; the rest of the page lands; and a value
+that reached the database anyway never makes a distance raise.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def test_a_stored_point_that_is_none_is_never_an_error() -> None:
 def test_a_record_the_database_refuses_costs_only_itself(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """M5: a value the database refuses (an overflow the edge did not foresee) rolls back
+    """A value the database refuses (an overflow the edge did not foresee) rolls back
     the batch; each record is then written on its own, and only the refused one is lost."""
     from django.db import DataError
 
@@ -148,3 +149,43 @@ def test_a_record_the_database_refuses_costs_only_itself(
     assert (run.created, run.failed) == (1, 1)
     assert run.status != "running"
     assert "could not be stored (DataError: numeric field overflow)" in run.errors[0]["message"]
+
+
+def _mangled(nct_id: str, where: tuple[str, ...], value: Any) -> dict[str, Any]:
+    study = copy.deepcopy(recorded())
+    study["protocolSection"]["identificationModule"]["nctId"] = nct_id
+    node = study
+    for key in where[:-1]:
+        node = node.setdefault(key, {})
+    node[where[-1]] = value
+    return study
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "reason"),
+    [
+        (("protocolSection", "eligibilityModule", "eligibilityCriteria"), "Age\x00 18", "NUL"),
+        (("protocolSection", "identificationModule", "briefTitle"), "A \ud83d trial", "surrogate"),
+        (("protocolSection", "designModule", "enrollmentInfo", "count"), math.inf, "not finite"),
+        (("protocolSection", "conditionsModule", "keywords"), [[[[[[[[]]]]]]]] * 1, None),
+    ],
+)
+def test_text_or_numbers_no_database_holds_refuse_the_record(
+    where: tuple[str, ...], value: Any, reason: str | None
+) -> None:
+    study = _mangled("NCT90000004", where, value)
+    if reason is None:  # not text where text belongs: the reader's own type check
+        with pytest.raises(MalformedRecord, match="should be a list of text"):
+            map_study(study)
+        return
+    with pytest.raises(MalformedRecord, match=reason):
+        map_study(study)
+
+
+def test_a_record_nested_past_the_limit_is_refused() -> None:
+    deep: Any = "x"
+    for _ in range(100):
+        deep = [deep]
+    study = _mangled("NCT90000005", ("protocolSection", "oddModule"), deep)
+    with pytest.raises(MalformedRecord, match="nested more than"):
+        map_study(study)

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from config.input_limits import json_flaw
+
 NCT_ID = re.compile(r"^NCT\d{8}$")
 AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(year|month|week|day|hour|minute)s?\s*$", re.IGNORECASE)
 PARTIAL_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
@@ -101,8 +103,14 @@ def serialize_record(record: dict[str, Any]) -> SerializedRecord:
     """
     try:
         encoded = orjson.dumps(record)
-    except TypeError:  # what orjson refuses (integers beyond 64 bits) json still writes
-        encoded = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+    except TypeError:
+        # What orjson refuses (integers beyond 64 bits, unpaired surrogates, nesting past 255
+        # levels) json still writes, as ASCII with escapes: the text always encodes, and the
+        # mapping then refuses what the database cannot hold, naming it.
+        try:
+            encoded = json.dumps(record, separators=(",", ":")).encode()
+        except RecursionError:
+            raise MalformedRecord("nested too deeply to store") from None
     digest = hashlib.sha256(_without_version_holder(encoded)).hexdigest()
     return SerializedRecord(encoded.decode("utf-8"), digest)
 
@@ -137,7 +145,7 @@ def map_study(record: Any, *, digest: str | None = None) -> TrialRecord:
     derived = _Reader(record.get("derivedSection") or {}, strict=False)
     eligibility = ("eligibilityModule",)
     try:
-        return TrialRecord(
+        mapped = TrialRecord(
             nct_id=nct_id,
             brief_title=reader.text("identificationModule", "briefTitle"),
             official_title=reader.text("identificationModule", "officialTitle"),
@@ -176,6 +184,12 @@ def map_study(record: Any, *, digest: str | None = None) -> TrialRecord:
         )
     except _WrongType as exc:
         raise MalformedRecord(f"{nct_id}: {exc}") from None
+    # What the typed reads above let through: text the database cannot hold, a non-finite
+    # number or absurd nesting anywhere in the record (it is stored whole, as JSON).
+    flaw = json_flaw(record)
+    if flaw:
+        raise MalformedRecord(f"{nct_id}: {flaw}")
+    return mapped
 
 
 def parse_age(text: str) -> Age | None:
