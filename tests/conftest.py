@@ -6,11 +6,25 @@ suite runs (a fresh machine on the embedded defaults, CI on PostgreSQL and Redis
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
 
 from config.celery import app as celery_app
+
+
+@receiver(connection_created)
+def _audit_log_flush_allowed(sender: object, connection: Any, **kwargs: object) -> None:
+    """Django's flush between transactional tests empties every table with one TRUNCATE; on
+    PostgreSQL the audit log refuses that unless the session takes the retention step of
+    docs/audit-log.md. The suite's own connections take it; the test of the trigger undoes it."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET trialmatch.audit_truncate = 'allowed'")
+
 
 # Tasks the code under test queues without naming a queue go to a queue of this test session
 # only, never to the queue a developer's running worker consumes.

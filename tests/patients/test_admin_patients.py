@@ -635,6 +635,15 @@ def test_the_database_refuses_to_rewrite_the_audit_log(
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
             LogEntry.objects.filter(pk=entry.pk).delete()
         assert LogEntry.objects.filter(pk=entry.pk).exists()
+        # TRUNCATE fires no row trigger: a statement trigger refuses it (migration 0011),
+        # unless the session takes the documented retention step (the suite's own
+        # connections do, for Django's flush: tests/conftest.py).
+        refused = pytest.raises(DatabaseError, match="TRUNCATE is not allowed")
+        with refused, transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL trialmatch.audit_truncate = ''")
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # this test's own inserts
+            cursor.execute("TRUNCATE auditlog_logentry")
+        assert LogEntry.objects.filter(pk=entry.pk).exists()
     else:
         # SQLite blocks only UPDATE (migration 0002): Django's test and flush machinery
         # empties tables with DELETE there.
