@@ -4,7 +4,9 @@ and never personal data.
 - ``RequestIdMiddleware`` (first in ``MIDDLEWARE``) gives each request an id (the caller's
   ``X-Request-ID`` when it is a plain token, else a new one), sends it back in the response's
   ``X-Request-ID`` and writes one access line: method, path without its query string (where
-  searches and filters may carry an MRN), status, duration, user id.
+  searches and filters may carry an MRN) and with credential segments masked (a results
+  token: ``loggable_path``; ``SecretPathFilter`` masks Django's own request messages), status,
+  duration, user id.
 - Celery tasks log under ``task:<task id>`` (signals below).
 - ``JsonFormatter`` writes time, level, logger, message and the id. Of an exception it writes
   the type and where it was raised (file, line, function), not its message nor the values in
@@ -36,6 +38,35 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 access_log = logging.getLogger("trialmatch.access")
+
+
+# Parts of an address that are credentials: a results token opens a visitor's answers.
+SECRET_URL_KWARGS = frozenset({"token"})
+
+
+def loggable_path(request: HttpRequest) -> str:
+    """The request's path without its query string, each credential segment replaced by its
+    route name (``/prescreen/results/<token>/``)."""
+    path = request.path
+    match = getattr(request, "resolver_match", None)
+    if match is not None:
+        for name, value in match.kwargs.items():
+            if name in SECRET_URL_KWARGS and isinstance(value, str) and value:
+                path = path.replace(f"/{value}/", f"/<{name}>/")
+    return path
+
+
+class SecretPathFilter(logging.Filter):
+    """Django's own request messages ("Not Found: /path") name the path: masked as the
+    access line masks it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        if isinstance(request, HttpRequest) and isinstance(record.args, tuple):
+            path, masked = request.path, loggable_path(request)
+            if path != masked:
+                record.args = tuple(masked if arg == path else arg for arg in record.args)
+        return True
 
 
 class RequestIdFilter(logging.Filter):
@@ -119,14 +150,15 @@ class RequestIdMiddleware:
         response = self.get_response(request)
         response["X-Request-ID"] = current
         user = getattr(request, "user", None)
+        path = loggable_path(request)
         access_log.info(
             "%s %s %s",
             request.method,
-            request.path,
+            path,
             response.status_code,
             extra={
                 "method": request.method,
-                "path": request.path,
+                "path": path,
                 "status": response.status_code,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 "user_id": user.pk if user is not None and user.is_authenticated else None,

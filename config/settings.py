@@ -251,7 +251,10 @@ LOG_EXCEPTION_MESSAGES = env.bool("LOG_EXCEPTION_MESSAGES", default=DEBUG)
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "config.logs.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "config.logs.RequestIdFilter"},
+        "secret_paths": {"()": "config.logs.SecretPathFilter"},
+    },
     "formatters": {
         "plain": {
             "()": "config.logs.PlainFormatter",
@@ -263,7 +266,7 @@ LOGGING: dict[str, Any] = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["request_id"],
+            "filters": ["request_id", "secret_paths"],
         },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

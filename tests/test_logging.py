@@ -19,7 +19,7 @@ from django.conf import settings
 from django.test import Client
 from rest_framework.test import APIClient
 
-from config.logs import JsonFormatter, RequestIdFilter
+from config.logs import JsonFormatter, RequestIdFilter, SecretPathFilter
 from patients.access import SITE_ADMIN_GROUP
 from patients.models import ApiToken, Patient, Site
 from patients.prescreen import guard
@@ -43,6 +43,7 @@ def captured() -> Iterator[io.StringIO]:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter(exception_messages=False))
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(SecretPathFilter())
     root = logging.getLogger()
     # The level production logs at (LOGGING's root level): a test before this one may have
     # raised it (a Celery test worker sets up its own logging).
@@ -75,6 +76,26 @@ def test_each_line_is_json_with_the_request_id(captured: io.StringIO) -> None:
         (fresh, "/prescreen/", 200),
     ]
     assert all({"time", "level", "logger", "message", "request_id"} <= set(e) for e in logged)
+
+
+@pytest.mark.django_db
+def test_a_results_token_is_never_logged(
+    captured: io.StringIO,
+    registry: int,  # noqa: F811 - the recorded trials
+) -> None:
+    """The token in a results address opens the visitor's answers: the logs name the route."""
+    visitor = Client()
+    results = walk(visitor, RESECTABLE)
+    token = results.rstrip("/").rsplit("/", 1)[-1]
+    assert visitor.get(results).status_code == 200
+    assert Client().get(results).status_code in (404, 410)  # another browser: not its token
+    assert Client().get("/prescreen/results/guessed-token-123/contact/").status_code in (404, 410)
+    logged = captured.getvalue()
+    assert token not in logged
+    assert "guessed-token-123" not in logged
+    paths = {entry.get("path") for entry in lines(captured)}
+    assert "/prescreen/results/<token>/" in paths
+    assert "/prescreen/results/<token>/contact/" in paths
 
 
 @pytest.mark.django_db(transaction=True)
