@@ -833,7 +833,10 @@ class _Handler(BaseHTTPRequestHandler):
         headers: dict[str, str] | None = None,
         truncate: bool = False,
     ) -> None:
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        except UnicodeEncodeError:  # an unpaired surrogate: sent as its JSON escape
+            body = json.dumps(payload, separators=(",", ":")).encode()
         self._send(
             status, body, "application/json", fault=fault, headers=headers, truncate=truncate
         )

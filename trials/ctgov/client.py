@@ -11,6 +11,7 @@ No Django here: the caller passes the settings in.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import random
 import time
@@ -180,7 +181,14 @@ class CtgovClient:
             )
         try:
             return orjson.loads(content)
-        except ValueError as exc:
+        except ValueError:
+            pass
+        try:
+            # What orjson refuses but the registry may still send inside one record (Infinity,
+            # NaN, an unpaired surrogate escape): read, so that the mapping refuses that record
+            # alone, naming it, and the rest of the page lands.
+            return json.loads(content)
+        except (ValueError, RecursionError) as exc:
             raise _RetryableFailure("the body is not JSON (cut short or an error page)") from exc
 
     def _pace(self) -> None:
