@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
-from django.core.exceptions import FieldDoesNotExist
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
+from django.contrib.admin.views.main import ERROR_FLAG
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
 
 from config.addresses import client_ip
@@ -21,6 +29,14 @@ from config.addresses import client_ip
 # is rendered, so that no response shows patient data unrecorded.
 ADMIN_METHODS = ("GET", "HEAD", "POST")
 _View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
+
+
+logger = logging.getLogger(__name__)
+
+# What a list filter raises when it is given a value its field cannot take: Django's own
+# filters turn that into the list's "invalid filter" answer (?e=1), but not every filter does
+# (a date hierarchy's year of 30 digits overflows, a third-party filter casts to int).
+FILTER_VALUE_ERRORS = (ValueError, TypeError, OverflowError, ValidationError)
 
 
 class WorkspaceAdminSite(admin.AdminSite):
@@ -35,7 +51,15 @@ class WorkspaceAdminSite(admin.AdminSite):
         def served(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if request.method not in ADMIN_METHODS:
                 return HttpResponseNotAllowed(ADMIN_METHODS)
-            return inner(request, *args, **kwargs)
+            if getattr(view, "__name__", "") != "changelist_view" or not (
+                request.GET.keys() - {ERROR_FLAG}
+            ):
+                return inner(request, *args, **kwargs)
+            try:
+                return inner(request, *args, **kwargs)
+            except FILTER_VALUE_ERRORS as exc:
+                logger.warning("admin list: a filter value it cannot use (%s)", type(exc).__name__)
+                return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
 
         return cast(_View, served)
 
