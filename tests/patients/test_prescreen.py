@@ -324,6 +324,85 @@ def test_every_text_field_has_a_maximum_length() -> None:
                 assert field.max_length, (step.slug, name)
 
 
+# Characters that reorder or hide text: bidi embeddings, overrides, isolates and marks, the
+# zero-width ones, the byte-order mark, the soft hyphen, controls.
+INVISIBLE = (
+    [chr(code) for code in range(0x202A, 0x202F)]
+    + [chr(code) for code in range(0x2066, 0x206A)]
+    + ["\u200e", "\u200f", "\u061c", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
+    + ["\u00ad", "\x00", "\x07", "\x1b", "\x7f", "\x9b"]
+)
+
+
+@pytest.mark.parametrize("character", INVISIBLE, ids=lambda c: f"U+{ord(c):04X}")
+def test_invisible_and_bidi_characters_never_reach_a_contact_field(character: str) -> None:
+    form = questions.ContactForm(
+        {
+            "name": f"Alex{character}elpmaxE",
+            "email": f"alex@exa{character}mple.org",
+            "phone": f"+1 212{character} 555 0100",
+            "contact_time": "any",
+            "consent": "on",
+        }
+    )
+
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["name"] == "AlexelpmaxE"
+    assert form.cleaned_data["email"] == "alex@example.org"
+    assert form.cleaned_data["phone"] == "+1 212 555 0100"
+
+
+def test_a_right_to_left_override_in_the_place_is_removed_too() -> None:
+    form = questions.HealthPlaceForm(
+        {
+            "conditions": ["none"],
+            "travel": "any",
+            "country": "\u202eFrance",
+            "city": "Ly\u2067on\u2069",
+            "postal_code": "69\u200b001",
+        }
+    )
+
+    assert form.is_valid(), form.errors
+    assert (form.cleaned_data["country"], form.cleaned_data["city"]) == ("France", "Lyon")
+    assert form.cleaned_data["postal_code"] == "69001"
+
+
+def test_a_tab_or_line_break_inside_a_name_becomes_a_space() -> None:
+    form = questions.ContactForm(
+        {"name": "Alex\tExample\u2028", "phone": "+1 212 555 0100", "contact_time": "any"}
+    )
+    form.is_valid()
+
+    assert form.cleaned_data["name"] == "Alex Example"
+
+
+def test_visible_letters_of_every_script_are_kept() -> None:
+    for name in (
+        "Zoë Ødegård",
+        "محمد رضا",
+        "יעל כהן",
+        "Nguyễn Thị Minh",
+        "李小龙",
+        "O'Brien-Smith",
+    ):
+        form = questions.ContactForm({"name": name, "phone": "0123 456 789", "contact_time": "any"})
+        form.is_valid()
+        assert form.cleaned_data.get("name") == name, form.errors
+
+
+def test_every_text_field_of_the_form_drops_invisible_characters() -> None:
+    """One cleaner for all of them: a text field added later cannot forget it."""
+    forms: list[type[questions.StepForm]] = [*questions.STEPS, questions.ContactForm]
+    checked = 0
+    for step in forms:
+        for name, field in step.base_fields.items():
+            if isinstance(field, questions.forms.CharField):
+                assert field.to_python("a\u202eb\u200fc\x00") == "abc", (step.slug, name)
+                checked += 1
+    assert checked >= 8  # age, year, country, postal code, city, name, email, phone
+
+
 # --- the walk, against the recorded registry ----------------------------------------------------
 
 
