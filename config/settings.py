@@ -164,6 +164,10 @@ AXES_VERBOSE = False
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Database sessions; one without a signed-in user (a public-form visitor's answers) ends after
+# PRESCREEN_SESSION_IDLE_TIMEOUT instead, as the form's privacy notice promises.
+SESSION_ENGINE = "config.sessions"
+PRESCREEN_SESSION_IDLE_TIMEOUT = env.int("PRESCREEN_SESSION_IDLE_TIMEOUT", default=30 * 60)
 # Two-factor sign-in (TOTP apps) for the admin; devices are added under "TOTP devices".
 ADMIN_REQUIRE_OTP = env.bool("ADMIN_REQUIRE_OTP", default=False)
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Trial matching")
@@ -362,6 +366,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
             day_of_week=_sync_weekday,
         ),
         "options": {"expires": 6 * 3600},
+    },
+    # Expired sessions (public-form visitors' answers among them) deleted from the database.
+    "hourly-clear-expired-sessions": {
+        "task": "patients.tasks.clear_expired_sessions_task",
+        "schedule": crontab(minute=17),
+        "options": {"expires": 3600},
     },
 }
 

@@ -22,6 +22,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from config.sessions import anonymous_idle_seconds
 from patients.matching import evaluate_with, rules_cache
 from patients.prescreen import guard
 from patients.prescreen.questions import (
@@ -56,7 +57,16 @@ MAX_TOKEN_LENGTH = 64
 # --- session state -----------------------------------------------------------------------------
 
 
+def _answers_held(request: HttpRequest) -> Answers:
+    """The answers so far, read without writing anything: a visitor who only looks gets no
+    session (no row in the session table, no cookie)."""
+    state = request.session.get(SESSION_KEY)
+    answers = state.get("answers") if isinstance(state, dict) else None
+    return answers if isinstance(answers, dict) else {}
+
+
 def _state(request: HttpRequest) -> dict[str, Any]:
+    """The session's form state, created when missing (only when something is to be kept)."""
     state = request.session.get(SESSION_KEY)
     if not isinstance(state, dict):
         state = {"answers": {}, "results": {}}
@@ -110,7 +120,11 @@ def _gone(request: HttpRequest) -> HttpResponse:
 @guard.private_page
 @require_http_methods(["GET", "HEAD"])
 def intro(request: HttpRequest) -> HttpResponse:
-    return render(request, "prescreen/intro.html", {"steps": len(STEPS)})
+    return render(
+        request,
+        "prescreen/intro.html",
+        {"steps": len(STEPS), "idle_minutes": max(1, anonymous_idle_seconds() // 60)},
+    )
 
 
 @guard.private_page
@@ -128,8 +142,7 @@ def restart(request: HttpRequest) -> HttpResponse:
 def step(request: HttpRequest, number: int) -> HttpResponseBase:
     if not 1 <= number <= len(STEPS):
         raise Http404("no such step")
-    state = _state(request)
-    answers: Answers = state["answers"]
+    answers = _answers_held(request)
     first_missing = next(
         (i for i, slug in enumerate(STEP_SLUGS, 1) if slug not in answers), len(STEPS) + 1
     )
@@ -141,7 +154,14 @@ def step(request: HttpRequest, number: int) -> HttpResponseBase:
         form = form_class(request.POST)
         refusal = guard.check_submission(request)
         if refusal is None and form.is_valid():
+            state = _state(request)
+            answers = state["answers"]
             answers[form_class.slug] = form.answers()
+            # "Started": the first step answered (counting page views would count reloads,
+            # since looking keeps nothing that could tell them apart).
+            if not state.get("counted"):
+                state["counted"] = True
+                count("started")
             request.session.modified = True
             if number < len(STEPS):
                 return redirect("prescreen:step", number=number + 1)
@@ -149,10 +169,6 @@ def step(request: HttpRequest, number: int) -> HttpResponseBase:
             token = _new_result_token(request, answers)
             return redirect("prescreen:results", token=token)
     else:
-        if number == 1 and not state.get("counted"):
-            state["counted"] = True
-            request.session.modified = True
-            count("started")
         form = form_class(initial=answers.get(form_class.slug))
     return _render_step(request, form, number, refusal)
 
