@@ -52,6 +52,7 @@ SESSION_KEY = "prescreen"
 DEFAULT_RESULT_TTL_SECONDS = 3600
 MAX_RESULT_TOKENS = 5
 MAX_TOKEN_LENGTH = 64
+CONTACT_PURPOSE = "contact"  # what the contact form's token is for (the steps: "step-N")
 
 
 # --- session state -----------------------------------------------------------------------------
@@ -152,25 +153,51 @@ def step(request: HttpRequest, number: int) -> HttpResponseBase:
     refusal = None
     if request.method == "POST":
         form = form_class(request.POST)
-        refusal = guard.check_submission(request)
+        # The first step is the page a new visitor arrives at, before they have a session.
+        refusal = guard.check_submission(request, _step_purpose(number), new_visitor=number == 1)
+        if refusal == guard.MESSAGE_USED and _was_accepted(request, number):
+            # The same page sent twice from this session (a double click) and the first was
+            # taken: the visitor moves on as it did; this one's values are not stored.
+            return _after_step(request, number, answers)
         if refusal is None and form.is_valid():
             state = _state(request)
             answers = state["answers"]
             answers[form_class.slug] = form.answers()
+            state["accepted"] = {
+                **(state.get("accepted") or {}),
+                str(number): guard.submitted_nonce(request),
+            }
             # "Started": the first step answered (counting page views would count reloads,
             # since looking keeps nothing that could tell them apart).
             if not state.get("counted"):
                 state["counted"] = True
                 count("started")
             request.session.modified = True
-            if number < len(STEPS):
-                return redirect("prescreen:step", number=number + 1)
-            count("completed")
-            token = _new_result_token(request, answers)
-            return redirect("prescreen:results", token=token)
+            if number == len(STEPS):
+                count("completed")
+            return _after_step(request, number, answers)
     else:
         form = form_class(initial=answers.get(form_class.slug))
     return _render_step(request, form, number, refusal)
+
+
+def _step_purpose(number: int) -> str:
+    return f"step-{number}"
+
+
+def _was_accepted(request: HttpRequest, number: int) -> bool:
+    """Whether the token sent is the one whose submission of step ``number`` was stored."""
+    state = request.session.get(SESSION_KEY)
+    accepted = state.get("accepted") if isinstance(state, dict) else None
+    nonce = guard.submitted_nonce(request)
+    return bool(nonce) and isinstance(accepted, dict) and accepted.get(str(number)) == nonce
+
+
+def _after_step(request: HttpRequest, number: int, answers: Answers) -> HttpResponse:
+    """Where an answered step leads: the next step, or after the last one the results."""
+    if number < len(STEPS):
+        return redirect("prescreen:step", number=number + 1)
+    return redirect("prescreen:results", token=_new_result_token(request, answers))
 
 
 def _render_step(
@@ -193,7 +220,7 @@ def _render_step(
             "title": ("Error: " if errors or refusal else "") + title,
             "previous": number - 1 if number > 1 else None,
             "last": number == len(STEPS),
-            "form_token": guard.new_form_token(),
+            "form_token": guard.new_form_token(request, _step_purpose(number)),
             "token_field": guard.FORM_TOKEN_FIELD,
             "honeypot_field": guard.HONEYPOT_FIELD,
         },
@@ -222,7 +249,7 @@ def contact(request: HttpRequest, token: str) -> HttpResponseBase:
     if request.method != "POST" or held.get("reference"):
         return redirect("prescreen:results", token=token)
     form = ContactForm(request.POST)
-    refusal = guard.check_submission(request)
+    refusal = guard.check_submission(request, CONTACT_PURPOSE)
     if refusal is None and form.is_valid():
         data = form.cleaned_data
         code = create_referral(
@@ -280,7 +307,7 @@ def _render_results(
             "refusal": refusal,
             "title": ("Error: " if errors or refusal else "") + "Trials that may suit you",
             "token": token,
-            "form_token": guard.new_form_token(),
+            "form_token": guard.new_form_token(request, CONTACT_PURPOSE),
             "token_field": guard.FORM_TOKEN_FIELD,
             "honeypot_field": guard.HONEYPOT_FIELD,
             "privacy_contact": getattr(settings, "PRESCREEN_PRIVACY_CONTACT", "")

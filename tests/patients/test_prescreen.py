@@ -435,9 +435,24 @@ OESOPHAGEAL = "NCT03940001"  # for oesophageal squamous-cell carcinoma only
 GASTRIC_ONLY = {"NCT03878472", "NCT03006705", "NCT04677673", "NCT02581462", "NCT05052801"}
 
 
+def form_token(client: Client, url: str) -> str:
+    """The form token the page at ``url`` shows (each submission needs its own, taken from
+    the page in the same session, as a browser sends it)."""
+    response = client.get(url)
+    assert response.status_code == 200, (url, response.status_code)
+    return str(response.context["form_token"])
+
+
 def post_step(client: Client, number: int, data: dict[str, Any]) -> Any:
-    payload = {guard.FORM_TOKEN_FIELD: guard.new_form_token(), guard.HONEYPOT_FIELD: "", **data}
-    return client.post(reverse("prescreen:step", args=[number]), payload)
+    url = reverse("prescreen:step", args=[number])
+    payload = {guard.FORM_TOKEN_FIELD: form_token(client, url), guard.HONEYPOT_FIELD: "", **data}
+    return client.post(url, payload)
+
+
+def post_contact(client: Client, results_url: str, payload: dict[str, Any]) -> Any:
+    """The contact form of the results page, sent with that page's token."""
+    token = form_token(client, results_url)
+    return client.post(contact_url(results_url), {**payload, guard.FORM_TOKEN_FIELD: token})
 
 
 def walk(client: Client, raw: dict[str, dict[str, Any]]) -> str:
@@ -445,8 +460,7 @@ def walk(client: Client, raw: dict[str, dict[str, Any]]) -> str:
     assert client.get(reverse("prescreen:intro")).status_code == 200
     response = None
     for number, step in enumerate(questions.STEPS, 1):
-        assert client.get(reverse("prescreen:step", args=[number])).status_code == 200
-        response = post_step(client, number, raw.get(step.slug, {}))
+        response = post_step(client, number, raw.get(step.slug, {}))  # (its page shown first)
         assert response.status_code == 302, response.content.decode()[:3000]
     assert response is not None
     return response["Location"]
@@ -578,7 +592,7 @@ def test_steps_must_be_answered_in_order_and_keep_their_answers(
 def test_a_bot_filling_the_honeypot_is_refused(client: Client, registry: int) -> None:
     payload = {
         **RESECTABLE["about"],
-        guard.FORM_TOKEN_FIELD: guard.new_form_token(),
+        guard.FORM_TOKEN_FIELD: form_token(client, reverse("prescreen:step", args=[1])),
         guard.HONEYPOT_FIELD: "http://spam.example",
     }
     response = client.post(reverse("prescreen:step", args=[1]), payload)
@@ -641,8 +655,7 @@ def test_a_referral_with_consent_creates_the_patient_its_matches_and_an_email(
 ) -> None:
     settings.SITE_URL = "https://trials.example.org"
     url = walk(client, RESECTABLE)
-    payload = {**CONTACT, guard.FORM_TOKEN_FIELD: guard.new_form_token()}
-    response = client.post(contact_url(url), payload)
+    response = post_contact(client, url, CONTACT)
     assert response.status_code == 302
     html = client.get(response["Location"]).content.decode()
     code = re.search(r'<p class="reference-code">WEB-([A-Z0-9]{8})</p>', html)
@@ -685,16 +698,16 @@ def test_a_referral_with_consent_creates_the_patient_its_matches_and_an_email(
         assert personal not in scrubbed, personal
     # The results now lead to the thank-you page; a second POST writes nothing more.
     assert client.get(url)["Location"].endswith("/thanks/")
-    client.post(contact_url(url), payload)
+    client.post(contact_url(url), CONTACT)
     assert Patient.objects.count() == 1
     assert PrescreenDailyCount.objects.get(day=timezone.localdate()).referred == 1
 
 
 def test_without_consent_nothing_is_stored(client: Client, registry: int, north: Site) -> None:
     url = walk(client, RESECTABLE)
-    payload = {**CONTACT, guard.FORM_TOKEN_FIELD: guard.new_form_token()}
+    payload = dict(CONTACT)
     del payload["consent"]
-    response = client.post(contact_url(url), payload)
+    response = post_contact(client, url, payload)
     html = response.content.decode()
     assert response.status_code == 200
     assert "tick the box to agree" in html
@@ -707,11 +720,11 @@ def test_without_consent_nothing_is_stored(client: Client, registry: int, north:
 
 def test_a_referral_needs_an_email_or_a_phone(client: Client, registry: int) -> None:
     url = walk(client, RESECTABLE)
-    payload = {**CONTACT, "email": "", "phone": "", guard.FORM_TOKEN_FIELD: guard.new_form_token()}
-    html = client.post(contact_url(url), payload).content.decode()
+    payload = {**CONTACT, "email": "", "phone": ""}
+    html = post_contact(client, url, payload).content.decode()
     assert "Give an email address or a phone number" in html
     payload.update(phone="call me maybe")
-    html = client.post(contact_url(url), payload).content.decode()
+    html = post_contact(client, url, payload).content.decode()
     assert "6 to 15 digits" in html
     assert Patient.objects.count() == 0
 
