@@ -470,6 +470,14 @@ PRESCREEN_MIN_FILL_SECONDS = env.float("PRESCREEN_MIN_FILL_SECONDS", default=3.0
 PRESCREEN_RATE_PER_IP = env.str("PRESCREEN_RATE_PER_IP", default="60/h")
 PRESCREEN_RATE_PER_SESSION = env.str("PRESCREEN_RATE_PER_SESSION", default="40/h")
 PRESCREEN_RATE_CACHE = "default"
+# Requests to be contacted (referrals) allowed per visitor address and per contact detail (each
+# email address and each phone number), the same way; requests past a limit are refused with
+# a message saying when to try again. A request repeating the email address or phone number of
+# a web referral from the last PRESCREEN_REFERRAL_DUPLICATE_HOURS (0: never) stores nothing and
+# sends no email: the visitor is told the request was already received.
+PRESCREEN_REFERRAL_RATE_PER_IP = env.str("PRESCREEN_REFERRAL_RATE_PER_IP", default="3/h")
+PRESCREEN_REFERRAL_RATE_PER_CONTACT = env.str("PRESCREEN_REFERRAL_RATE_PER_CONTACT", default="3/d")
+PRESCREEN_REFERRAL_DUPLICATE_HOURS = env.int("PRESCREEN_REFERRAL_DUPLICATE_HOURS", default=24)
 # Largest submission accepted (bytes); larger ones get a 413 page before they are read.
 PRESCREEN_MAX_BODY_BYTES = env.int("PRESCREEN_MAX_BODY_BYTES", default=16 * 1024)
 if PRESCREEN_MAX_BODY_BYTES > DATA_UPLOAD_MAX_MEMORY_SIZE:

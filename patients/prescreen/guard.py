@@ -15,6 +15,10 @@
   "N/s|m|h|d") kept in the cache in fixed windows; over a limit the visitor gets a kind 429 page
   with ``Retry-After``. It also refuses bodies over ``PRESCREEN_MAX_BODY_BYTES`` (413) and then
   checks CSRF itself, so that the count and the size check come first.
+* ``referral_retry_after(request, contact_keys)``: requests to be contacted counted per
+  address (``PRESCREEN_REFERRAL_RATE_PER_IP``) and per email address and phone number
+  (``PRESCREEN_REFERRAL_RATE_PER_CONTACT``), the same way; ``contact_lock`` keeps two
+  simultaneous requests with the same contact details from both being stored.
 * ``@body_limit(max_bytes)``: the size check alone.
 * ``@private_page``: responses that are never cached, indexed, or sent on as a referrer.
 
@@ -31,7 +35,8 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
@@ -58,6 +63,9 @@ DEFAULT_MIN_FILL_SECONDS = 3
 DEFAULT_RATE_PER_IP = "60/h"
 DEFAULT_RATE_PER_SESSION = "40/h"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024
+DEFAULT_REFERRAL_RATE_PER_IP = "3/h"
+DEFAULT_REFERRAL_RATE_PER_CONTACT = "3/d"
+_LOCK_SECONDS = 60  # longer than storing one referral takes
 
 # What the visitor reads when a submission is refused (shown above the form).
 MESSAGE_HONEYPOT = "The form could not be sent. Please check your answers and send it again."
@@ -68,6 +76,12 @@ MESSAGE_EXPIRED = "The form expired, please check your answers and send again."
 MESSAGE_TOO_FAST = (
     "The form was sent very quickly, so we could not be sure a person sent it. "
     "Please check your answers and send again."
+)
+MESSAGE_REFERRAL_LIMIT = (
+    "We have had several requests to be contacted from your connection, or with these contact "
+    "details, in a short time, so we cannot take another one now. Your answers are kept: "
+    "please try again {when}. If you have already sent a request, you do not need to send it "
+    "again: a coordinator will contact you."
 )
 MESSAGE_USED = (
     "This page was already sent once, so we did not use it again. "
@@ -295,6 +309,74 @@ def _retry_after(request: HttpRequest) -> int | None:
         logger.warning("pre-screening rate limit not checked: the cache is unavailable")
         return None
     return max(waits) if waits else None
+
+
+def referral_retry_after(request: HttpRequest, contact_keys: Iterable[str]) -> int | None:
+    """Count one request to be contacted against the per-address limit
+    (``PRESCREEN_REFERRAL_RATE_PER_IP``) and, for each of its contact details (a normalised
+    email address, a phone number's digits), the per-contact limit
+    (``PRESCREEN_REFERRAL_RATE_PER_CONTACT``); seconds to wait when one is passed.
+
+    Every request that reaches this point counts, the ones found to repeat an earlier request
+    too: that bounds how often anyone can ask whether some contact details were sent.
+    """
+    now = time.time()
+    waits: list[int] = []
+    per_ip = parse_rate(
+        getattr(settings, "PRESCREEN_REFERRAL_RATE_PER_IP", DEFAULT_REFERRAL_RATE_PER_IP)
+    )
+    per_contact = parse_rate(
+        getattr(settings, "PRESCREEN_REFERRAL_RATE_PER_CONTACT", DEFAULT_REFERRAL_RATE_PER_CONTACT)
+    )
+    counted: list[tuple[str, str, Rate]] = []
+    if per_ip is not None:
+        address = _address_key(client_ip(request))
+        counted.append(("referral-ip", _hashed("ip", address), per_ip))
+    if per_contact is not None:
+        counted.extend(
+            ("referral-contact", _hashed("contact", key), per_contact) for key in contact_keys
+        )
+    try:
+        for name, identity, rate in counted:
+            wait = _count(name, identity, rate, now)
+            if wait is not None:
+                waits.append(wait)
+    except Exception:  # noqa: BLE001 - a cache outage must not take the form down with it
+        logger.warning("pre-screening referral limit not checked: the cache is unavailable")
+        return None
+    return max(waits) if waits else None
+
+
+def referral_refusal(retry_after: int) -> str:
+    """What the visitor reads when a request to be contacted passes a referral limit."""
+    return MESSAGE_REFERRAL_LIMIT.format(when=_in_words(retry_after))
+
+
+@contextmanager
+def contact_lock(contact_keys: Iterable[str]) -> Iterator[bool]:
+    """Hold these contact details while one request with them is stored: True when this
+    request has them, False when another request holding any of them is under way (so this
+    one repeats it). Only keyed hashes go into the cache; without a cache, always True."""
+    cache = caches[getattr(settings, "PRESCREEN_RATE_CACHE", "default")]
+    held: list[str] = []
+    free = True
+    try:
+        for key in contact_keys:
+            name = f"prescreen:referral-lock:{_hashed('contact', key)}"
+            if cache.add(name, 1, _LOCK_SECONDS):
+                held.append(name)
+            else:
+                free = False
+                break
+    except Exception:  # noqa: BLE001 - a cache outage must not take the form down with it
+        logger.warning("pre-screening referral not locked: the cache is unavailable")
+    try:
+        yield free
+    finally:
+        try:
+            cache.delete_many(held)
+        except Exception:  # noqa: BLE001 - the lock expires on its own
+            logger.warning("pre-screening referral lock not released: the cache is unavailable")
 
 
 def _in_words(seconds: int) -> str:

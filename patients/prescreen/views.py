@@ -35,7 +35,12 @@ from patients.prescreen.questions import (
     summary,
     travel_limit_km,
 )
-from patients.prescreen.referral import Contact, count, create_referral
+from patients.prescreen.referral import (
+    Contact,
+    contact_keys,
+    count,
+    create_referral_unless_recent,
+)
 from trials.eligibility.evaluate import (
     OPEN_STATUSES,
     MatchResult,
@@ -234,7 +239,7 @@ def results(request: HttpRequest, token: str) -> HttpResponse:
     held = _held_result(request, token)
     if held is None:
         return _gone(request)
-    if held.get("reference"):
+    if _sent(held):
         return redirect("prescreen:thanks", token=token)
     return _render_results(request, token, held, ContactForm(), None)
 
@@ -246,35 +251,52 @@ def contact(request: HttpRequest, token: str) -> HttpResponseBase:
     held = _held_result(request, token)
     if held is None:
         return _gone(request)
-    if request.method != "POST" or held.get("reference"):
+    if request.method != "POST" or _sent(held):
         return redirect("prescreen:results", token=token)
     form = ContactForm(request.POST)
     refusal = guard.check_submission(request, CONTACT_PURPOSE)
     if refusal is None and form.is_valid():
         data = form.cleaned_data
-        code = create_referral(
-            held["answers"],
-            Contact(
-                name=data["name"],
-                email=data["email"],
-                phone=data["phone"],
-                preferred_contact_time=form.contact_time_label(),
-            ),
-            today=timezone.localdate(),
+        contact = Contact(
+            name=data["name"],
+            email=data["email"],
+            phone=data["phone"],
+            preferred_contact_time=form.contact_time_label(),
         )
-        held["reference"] = code
+        wait = guard.referral_retry_after(request, contact_keys(contact))
+        if wait is not None:
+            response = _render_results(
+                request, token, held, form, guard.referral_refusal(wait), status=429
+            )
+            response["Retry-After"] = str(wait)
+            return response
+        code = create_referral_unless_recent(held["answers"], contact, today=timezone.localdate())
+        if code is None:
+            held["received_before"] = True  # a request with these details arrived recently
+        else:
+            held["reference"] = code
         request.session.modified = True
         return redirect("prescreen:thanks", token=token)
     return _render_results(request, token, held, form, refusal)
+
+
+def _sent(held: dict[str, Any]) -> bool:
+    """Whether the request to be contacted of these results was taken (stored, or found to
+    repeat a recent one)."""
+    return bool(held.get("reference") or held.get("received_before"))
 
 
 @guard.private_page
 @require_http_methods(["GET", "HEAD"])
 def thanks(request: HttpRequest, token: str) -> HttpResponse:
     held = _held_result(request, token)
-    if held is None or not held.get("reference"):
+    if held is None or not _sent(held):
         return _gone(request)
-    return render(request, "prescreen/thanks.html", {"reference": "WEB-" + held["reference"]})
+    # A repeat shows no reference code: the earlier request may be someone else's.
+    reference = held.get("reference")
+    return render(
+        request, "prescreen/thanks.html", {"reference": "WEB-" + reference if reference else ""}
+    )
 
 
 RESULTS_SHOWN = 20
@@ -286,6 +308,8 @@ def _render_results(
     held: dict[str, Any],
     form: ContactForm,
     refusal: str | None,
+    *,
+    status: int = 200,
 ) -> HttpResponse:
     # The best RESULTS_SHOWN first (a phone screen, an anxious reader); the rest one link away.
     show_all = request.GET.get("all") == "1"
@@ -314,6 +338,7 @@ def _render_results(
             or settings.DEFAULT_FROM_EMAIL,
             "retention": getattr(settings, "PRESCREEN_RETENTION_TEXT", "12 months"),
         },
+        status=status,
     )
 
 
