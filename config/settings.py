@@ -167,6 +167,10 @@ AXES_VERBOSE = False
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Database sessions; one without a signed-in user (a public-form visitor's answers) ends after
+# PRESCREEN_SESSION_IDLE_TIMEOUT instead, as the form's privacy notice promises.
+SESSION_ENGINE = "config.sessions"
+PRESCREEN_SESSION_IDLE_TIMEOUT = env.int("PRESCREEN_SESSION_IDLE_TIMEOUT", default=30 * 60)
 # Two-factor sign-in (TOTP apps) for the admin; devices are added under "TOTP devices".
 ADMIN_REQUIRE_OTP = env.bool("ADMIN_REQUIRE_OTP", default=False)
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Trial matching")
@@ -369,6 +373,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         ),
         "options": {"expires": 6 * 3600},
     },
+    # Expired sessions (public-form visitors' answers among them) deleted from the database.
+    "hourly-clear-expired-sessions": {
+        "task": "patients.tasks.clear_expired_sessions_task",
+        "schedule": crontab(minute=17),
+        "options": {"expires": 3600},
+    },
 }
 
 # The audit trail keeps IP addresses (who read patient data from where); it never logs to files.
@@ -466,6 +476,14 @@ PRESCREEN_MIN_FILL_SECONDS = env.float("PRESCREEN_MIN_FILL_SECONDS", default=3.0
 PRESCREEN_RATE_PER_IP = env.str("PRESCREEN_RATE_PER_IP", default="60/h")
 PRESCREEN_RATE_PER_SESSION = env.str("PRESCREEN_RATE_PER_SESSION", default="40/h")
 PRESCREEN_RATE_CACHE = "default"
+# Requests to be contacted (referrals) allowed per visitor address and per contact detail (each
+# email address and each phone number), the same way; requests past a limit are refused with
+# a message saying when to try again. A request repeating the email address or phone number of
+# a web referral from the last PRESCREEN_REFERRAL_DUPLICATE_HOURS (0: never) stores nothing and
+# sends no email: the visitor is told the request was already received.
+PRESCREEN_REFERRAL_RATE_PER_IP = env.str("PRESCREEN_REFERRAL_RATE_PER_IP", default="3/h")
+PRESCREEN_REFERRAL_RATE_PER_CONTACT = env.str("PRESCREEN_REFERRAL_RATE_PER_CONTACT", default="3/d")
+PRESCREEN_REFERRAL_DUPLICATE_HOURS = env.int("PRESCREEN_REFERRAL_DUPLICATE_HOURS", default=24)
 # Largest submission accepted (bytes); larger ones get a 413 page before they are read.
 PRESCREEN_MAX_BODY_BYTES = env.int("PRESCREEN_MAX_BODY_BYTES", default=16 * 1024)
 if PRESCREEN_MAX_BODY_BYTES > DATA_UPLOAD_MAX_MEMORY_SIZE:

@@ -1,12 +1,15 @@
-"""Celery tasks of the patients app: matching, fanned out in chunks so workers share it."""
+"""Celery tasks of the patients app: matching, fanned out in chunks so workers share it, and
+the purge of expired sessions (which hold the public form's answers)."""
 
 from __future__ import annotations
 
 import logging
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 from celery import chord, group, shared_task
+from django.conf import settings
 from django.db import transaction
 
 from patients import matching
@@ -86,3 +89,12 @@ def queue_patient_matching(patient_ids: list[int]) -> None:
     """Recompute these patients' matches once the current transaction commits."""
     ids = list(patient_ids)
     transaction.on_commit(lambda: match_patients_task.delay(ids))
+
+
+@shared_task(name="patients.tasks.clear_expired_sessions_task")
+def clear_expired_sessions_task() -> None:
+    """Delete expired sessions (what ``manage.py clearsessions`` does), hourly from beat:
+    a public-form visitor's answers do not outlive their session's expiry by more than that."""
+    engine = import_module(settings.SESSION_ENGINE)
+    engine.SessionStore.clear_expired()
+    logger.info("expired sessions deleted")

@@ -1,20 +1,31 @@
 """Safety of the public pre-screening form: bots, floods, oversized bodies and caching.
 
-* ``new_form_token()`` / ``check_submission(request)``: the form carries a signed timestamp
-  (``FORM_TOKEN_FIELD``) and an empty honeypot field (``HONEYPOT_FIELD``); a submission is
-  refused when the honeypot is filled in, the token was tampered with, the form is older than
-  ``PRESCREEN_FORM_MAX_AGE_SECONDS`` or was sent sooner than ``PRESCREEN_MIN_FILL_SECONDS``
-  after it was shown (no person answers that fast). This replaces a third-party CAPTCHA.
+* ``new_form_token(request, purpose)`` / ``check_submission(request, purpose)``: each page of
+  the form carries a signed token (``FORM_TOKEN_FIELD``) naming that form (a step, the contact
+  form), the session it was shown in and a random nonce, with the time; and an empty honeypot
+  field (``HONEYPOT_FIELD``). A submission is refused when the honeypot is filled in, the
+  token was tampered with, belongs to another form or another session, was accepted before
+  (each token is good once: the nonces used are kept in the cache until the token would have
+  expired anyway), the form is older than ``PRESCREEN_FORM_MAX_AGE_SECONDS`` or was sent
+  sooner than ``PRESCREEN_MIN_FILL_SECONDS`` after it was shown (no person answers that fast).
+  So every submission needs its own page view, in its own session. This replaces a
+  third-party CAPTCHA.
 * ``@rate_limited``: every POST (valid or not, CSRF failures included) counts against a
   per-address and a per-session limit (``PRESCREEN_RATE_PER_IP``, ``PRESCREEN_RATE_PER_SESSION``,
   "N/s|m|h|d") kept in the cache in fixed windows; over a limit the visitor gets a kind 429 page
   with ``Retry-After``. It also refuses bodies over ``PRESCREEN_MAX_BODY_BYTES`` (413) and then
   checks CSRF itself, so that the count and the size check come first.
+* ``referral_retry_after(request, contact_keys)``: requests to be contacted counted per
+  address (``PRESCREEN_REFERRAL_RATE_PER_IP``) and per email address and phone number
+  (``PRESCREEN_REFERRAL_RATE_PER_CONTACT``), the same way; ``contact_lock`` keeps two
+  simultaneous requests with the same contact details from both being stored.
 * ``@body_limit(max_bytes)``: the size check alone.
 * ``@private_page``: responses that are never cached, indexed, or sent on as a referrer.
 
 Nothing here logs what a visitor submitted or their address. Addresses and session keys are
-stored only as keyed hashes (HMAC with ``SECRET_KEY``) inside cache keys.
+stored only as keyed hashes (HMAC with ``SECRET_KEY``) inside cache keys and tokens. With
+several web processes the cache (``PRESCREEN_RATE_CACHE``) must be shared, or each process
+counts, and remembers used tokens, on its own.
 """
 
 from __future__ import annotations
@@ -22,8 +33,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
@@ -50,6 +63,9 @@ DEFAULT_MIN_FILL_SECONDS = 3
 DEFAULT_RATE_PER_IP = "60/h"
 DEFAULT_RATE_PER_SESSION = "40/h"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024
+DEFAULT_REFERRAL_RATE_PER_IP = "3/h"
+DEFAULT_REFERRAL_RATE_PER_CONTACT = "3/d"
+_LOCK_SECONDS = 60  # longer than storing one referral takes
 
 # What the visitor reads when a submission is refused (shown above the form).
 MESSAGE_HONEYPOT = "The form could not be sent. Please check your answers and send it again."
@@ -60,6 +76,16 @@ MESSAGE_EXPIRED = "The form expired, please check your answers and send again."
 MESSAGE_TOO_FAST = (
     "The form was sent very quickly, so we could not be sure a person sent it. "
     "Please check your answers and send again."
+)
+MESSAGE_REFERRAL_LIMIT = (
+    "We have had several requests to be contacted from your connection, or with these contact "
+    "details, in a short time, so we cannot take another one now. Your answers are kept: "
+    "please try again {when}. If you have already sent a request, you do not need to send it "
+    "again: a coordinator will contact you."
+)
+MESSAGE_USED = (
+    "This page was already sent once, so we did not use it again. "
+    "Please check your answers and send them again."
 )
 
 # Longer than any token new_form_token() makes; a longer value is not even looked at.
@@ -72,18 +98,49 @@ View = Callable[..., HttpResponseBase]
 
 # --- the form token and the honeypot ----------------------------------------------------------
 
+_PART_SEPARATOR = "|"  # between the parts of a token's signed value
+
 
 def _signer() -> signing.TimestampSigner:
     return signing.TimestampSigner(salt=TOKEN_SALT)
 
 
-def new_form_token() -> str:
-    """A signed timestamp of now, for the form's hidden ``FORM_TOKEN_FIELD``."""
-    return _signer().sign("f")
+def _session_binding(request: HttpRequest) -> str:
+    """A keyed hash of the visitor's session key ("" when they have no session yet).
+
+    Reading it starts no session: a visitor who only looks at a page stores nothing. The key
+    itself never goes into a page (its cookie is HttpOnly).
+    """
+    session = getattr(request, "session", None)
+    if session is None:
+        return ""
+    session.keys()  # loads it: the key of a cookie whose session is gone becomes None
+    key = session.session_key
+    return salted_hmac("prescreen-form-session", str(key)).hexdigest()[:24] if key else ""
 
 
-def _issued_at(token: str) -> float | None:
-    """When the token was made (epoch seconds), or None when it is not one of ours."""
+def _token_value(purpose: str, binding: str) -> str:
+    return _PART_SEPARATOR.join((purpose, binding, secrets.token_urlsafe(12)))
+
+
+def new_form_token(request: HttpRequest, purpose: str) -> str:
+    """The token for the hidden ``FORM_TOKEN_FIELD`` of the form ``purpose`` (a step, the
+    contact form): signed, it holds the purpose, the session the page was shown in, a random
+    nonce and the time. ``check_submission`` accepts it once, for that form, in that session,
+    between ``PRESCREEN_MIN_FILL_SECONDS`` and ``PRESCREEN_FORM_MAX_AGE_SECONDS`` after."""
+    return _signer().sign(_token_value(purpose, _session_binding(request)))
+
+
+@dataclass(frozen=True)
+class _Token:
+    purpose: str
+    binding: str
+    nonce: str
+    issued: float
+
+
+def _read_token(token: str) -> _Token | None:
+    """The token's parts, or None when it is not one of ours (or not of this kind)."""
     if not token or len(token) > _MAX_TOKEN_LENGTH:
         return None
     signer = _signer()
@@ -91,29 +148,63 @@ def _issued_at(token: str) -> float | None:
         # The base Signer checks the signature and returns "value:timestamp"; the timestamp
         # is needed for the minimum fill time, which TimestampSigner.unsign does not expose.
         signed = signing.Signer.unsign(signer, token)
-        _value, encoded = signed.rsplit(signer.sep, 1)
-        return float(signing.b62_decode(encoded))
+        value, encoded = signed.rsplit(signer.sep, 1)
+        issued = float(signing.b62_decode(encoded))
     except (signing.BadSignature, ValueError):
         return None
+    parts = value.split(_PART_SEPARATOR)
+    if len(parts) != 3 or not parts[0] or not parts[2]:
+        return None
+    return _Token(parts[0], parts[1], parts[2], issued)
 
 
-def check_submission(request: HttpRequest) -> str | None:
-    """None when the POSTed form passes the bot checks, else a short message for the visitor.
+def submitted_nonce(request: HttpRequest) -> str:
+    """The nonce of the token POSTed with ``request`` ("" when there is none): what a view
+    keeps to recognise the same page sent twice from a session (a double click)."""
+    token = _read_token(request.POST.get(FORM_TOKEN_FIELD, ""))
+    return token.nonce if token is not None else ""
 
+
+def _first_use(token: _Token, max_age: float) -> bool:
+    """Record the token as used; False when it already was."""
+    cache = caches[getattr(settings, "PRESCREEN_RATE_CACHE", "default")]
+    try:
+        return bool(cache.add(f"prescreen:token:{token.nonce}", 1, int(max_age) + 60))
+    except Exception:  # noqa: BLE001 - a cache outage must not take the form down with it
+        logger.warning("pre-screening form token not checked for reuse: the cache is unavailable")
+        return True
+
+
+def check_submission(
+    request: HttpRequest, purpose: str, *, new_visitor: bool = False
+) -> str | None:
+    """None when the POSTed form ``purpose`` passes the bot checks, else a short message for
+    the visitor (``MESSAGE_USED`` when its token was accepted before).
+
+    The token must be the one a page of this form showed in this session; with
+    ``new_visitor`` (the form's first page) also one shown before the visitor had a session.
+    Each token is accepted once: replaying it, in this session or any other, is refused.
     Logs the kind of refusal only, never the values sent.
     """
     if request.POST.get(HONEYPOT_FIELD, "").strip():
         return _refused("honeypot", MESSAGE_HONEYPOT)
-    issued = _issued_at(request.POST.get(FORM_TOKEN_FIELD, ""))
-    if issued is None:
+    token = _read_token(request.POST.get(FORM_TOKEN_FIELD, ""))
+    if token is None:
         return _refused("token", MESSAGE_UNCHECKED)
-    age = time.time() - issued
+    if token.purpose != purpose:
+        return _refused("another form's token", MESSAGE_UNCHECKED)
+    if token.binding != _session_binding(request) and not (new_visitor and not token.binding):
+        # Most often a session that ended (idle too long) since the page was shown.
+        return _refused("another session's token", MESSAGE_EXPIRED)
+    age = time.time() - token.issued
     max_age = getattr(settings, "PRESCREEN_FORM_MAX_AGE_SECONDS", DEFAULT_FORM_MAX_AGE_SECONDS)
     if age > max_age:
         return _refused("expired", MESSAGE_EXPIRED)
     min_fill = getattr(settings, "PRESCREEN_MIN_FILL_SECONDS", DEFAULT_MIN_FILL_SECONDS)
     if age < min_fill:
         return _refused("too fast", MESSAGE_TOO_FAST)
+    if not _first_use(token, max_age):
+        return _refused("token used before", MESSAGE_USED)
     return None
 
 
@@ -218,6 +309,74 @@ def _retry_after(request: HttpRequest) -> int | None:
         logger.warning("pre-screening rate limit not checked: the cache is unavailable")
         return None
     return max(waits) if waits else None
+
+
+def referral_retry_after(request: HttpRequest, contact_keys: Iterable[str]) -> int | None:
+    """Count one request to be contacted against the per-address limit
+    (``PRESCREEN_REFERRAL_RATE_PER_IP``) and, for each of its contact details (a normalised
+    email address, a phone number's digits), the per-contact limit
+    (``PRESCREEN_REFERRAL_RATE_PER_CONTACT``); seconds to wait when one is passed.
+
+    Every request that reaches this point counts, the ones found to repeat an earlier request
+    too: that bounds how often anyone can ask whether some contact details were sent.
+    """
+    now = time.time()
+    waits: list[int] = []
+    per_ip = parse_rate(
+        getattr(settings, "PRESCREEN_REFERRAL_RATE_PER_IP", DEFAULT_REFERRAL_RATE_PER_IP)
+    )
+    per_contact = parse_rate(
+        getattr(settings, "PRESCREEN_REFERRAL_RATE_PER_CONTACT", DEFAULT_REFERRAL_RATE_PER_CONTACT)
+    )
+    counted: list[tuple[str, str, Rate]] = []
+    if per_ip is not None:
+        address = _address_key(client_ip(request))
+        counted.append(("referral-ip", _hashed("ip", address), per_ip))
+    if per_contact is not None:
+        counted.extend(
+            ("referral-contact", _hashed("contact", key), per_contact) for key in contact_keys
+        )
+    try:
+        for name, identity, rate in counted:
+            wait = _count(name, identity, rate, now)
+            if wait is not None:
+                waits.append(wait)
+    except Exception:  # noqa: BLE001 - a cache outage must not take the form down with it
+        logger.warning("pre-screening referral limit not checked: the cache is unavailable")
+        return None
+    return max(waits) if waits else None
+
+
+def referral_refusal(retry_after: int) -> str:
+    """What the visitor reads when a request to be contacted passes a referral limit."""
+    return MESSAGE_REFERRAL_LIMIT.format(when=_in_words(retry_after))
+
+
+@contextmanager
+def contact_lock(contact_keys: Iterable[str]) -> Iterator[bool]:
+    """Hold these contact details while one request with them is stored: True when this
+    request has them, False when another request holding any of them is under way (so this
+    one repeats it). Only keyed hashes go into the cache; without a cache, always True."""
+    cache = caches[getattr(settings, "PRESCREEN_RATE_CACHE", "default")]
+    held: list[str] = []
+    free = True
+    try:
+        for key in contact_keys:
+            name = f"prescreen:referral-lock:{_hashed('contact', key)}"
+            if cache.add(name, 1, _LOCK_SECONDS):
+                held.append(name)
+            else:
+                free = False
+                break
+    except Exception:  # noqa: BLE001 - a cache outage must not take the form down with it
+        logger.warning("pre-screening referral not locked: the cache is unavailable")
+    try:
+        yield free
+    finally:
+        try:
+            cache.delete_many(held)
+        except Exception:  # noqa: BLE001 - the lock expires on its own
+            logger.warning("pre-screening referral lock not released: the cache is unavailable")
 
 
 def _in_words(seconds: int) -> str:

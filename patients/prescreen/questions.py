@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -296,8 +297,50 @@ def _select(choices: list[tuple[str, str]], label: str) -> forms.Field:
     )
 
 
+# Characters nobody sees that change how the rest is shown or read: the bidi controls
+# (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), zero-width and other format
+# characters (category Cf), control characters (Cc), line and paragraph separators, surrogates.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def visible_text(value: str) -> str:
+    """``value`` without invisible characters: the ones that stand for a space (a tab, a line
+    break) become one, the others go; then the ends are stripped.
+
+    They are removed silently rather than refused with an error: the visitor cannot see them
+    (they come with pasted text or from some keyboards) so could not find what to remove, and
+    what is kept is exactly the text the visitor saw. Without them, a name or address can no
+    longer show reversed or disguised in the workspace, in emails or in exports.
+    """
+    if value.isascii() and value.isprintable():
+        return value.strip()
+    return "".join(
+        (" " if char.isspace() else "")
+        if unicodedata.category(char) in _INVISIBLE_CATEGORIES
+        else char
+        for char in value
+    ).strip()
+
+
+class VisibleTextMixin:
+    """For the form's free-text fields: what is typed is cleaned by ``visible_text`` before
+    anything else looks at it (length, the field's own checks, the form's)."""
+
+    def to_python(self, value: Any) -> Any:
+        value = super().to_python(value)  # type: ignore[misc]
+        return visible_text(value) if isinstance(value, str) else value
+
+
+class TextField(VisibleTextMixin, forms.CharField):
+    """Every free-text answer of the public form (names, phone, place, age as typed)."""
+
+
+class EmailTextField(VisibleTextMixin, forms.EmailField):
+    """The email address of the public form: the same cleaning, then the email checks."""
+
+
 def _text(label: str, max_length: int, **attrs: str) -> forms.CharField:
-    return forms.CharField(
+    return TextField(
         label=label,
         max_length=max_length,
         required=False,
@@ -846,7 +889,7 @@ class ContactForm(StepForm):
         "phone": "Include the country code if you live outside the country of the hospital.",
         "contact_time": "The coordinator will try to call or write at this time.",
     }
-    name = forms.CharField(
+    name = TextField(
         label="Your name",
         max_length=100,
         strip=True,
@@ -856,7 +899,7 @@ class ContactForm(StepForm):
             "max_length": "Use at most 100 characters.",
         },
     )
-    email = forms.EmailField(
+    email = EmailTextField(
         label="Email address",
         max_length=254,
         required=False,
@@ -866,7 +909,7 @@ class ContactForm(StepForm):
             "max_length": "Use at most 254 characters.",
         },
     )
-    phone = forms.CharField(
+    phone = TextField(
         label="Phone number",
         max_length=40,
         required=False,

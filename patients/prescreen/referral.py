@@ -4,7 +4,9 @@
 form", external id ``WEB-<reference code>``), with the facts their answers give, computes
 and stores their matches, audits the consent, and tells that site's coordinators that a
 referral arrived: the email carries the reference code and a link, never a name or a health
-fact. Nothing here logs personal data.
+fact. ``create_referral_unless_recent`` does so only once per contact: a request with the same
+email address or phone number within ``PRESCREEN_REFERRAL_DUPLICATE_HOURS`` writes nothing and
+sends nothing. Nothing here logs personal data.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from django.utils import timezone
 from patients import matching
 from patients.audit import record_access
 from patients.models import Patient, PrescreenDailyCount, Site, Source
+from patients.prescreen import guard
 from patients.prescreen.questions import Answers, place, profile_from_answers
 from patients.services import default_site, patient_upsert
 from trials.eligibility.geo import Place, haversine_km
@@ -36,6 +39,7 @@ REFERENCE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 REFERENCE_LENGTH = 8
 EXTERNAL_ID_PREFIX = "WEB-"
 CONSENT_PURPOSE = "web referral consent"
+DEFAULT_DUPLICATE_HOURS = 24
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,64 @@ def nearest_site(where: Place | None) -> Site:
         if best is not None:
             return Site.objects.get(pk=best[1])
     return default_site()
+
+
+def _digits(phone: str) -> str:
+    return "".join(char for char in phone if char.isdigit())
+
+
+def contact_keys(contact: Contact) -> list[str]:
+    """The contact details a request is recognised by: the email address (case aside) and
+    the phone number's digits (however it was written)."""
+    keys = []
+    if contact.email.strip():
+        keys.append("email:" + contact.email.strip().lower())
+    if _digits(contact.phone):
+        keys.append("phone:" + _digits(contact.phone))
+    return keys
+
+
+def duplicate_window() -> datetime.timedelta | None:
+    """How far back an earlier request with the same contact details makes a new one a
+    repeat (``PRESCREEN_REFERRAL_DUPLICATE_HOURS``; 0: never)."""
+    hours = float(getattr(settings, "PRESCREEN_REFERRAL_DUPLICATE_HOURS", DEFAULT_DUPLICATE_HOURS))
+    return datetime.timedelta(hours=hours) if hours > 0 else None
+
+
+def recent_referral_exists(contact: Contact) -> bool:
+    """Whether a web referral with this email address or phone number arrived within the
+    duplicate window."""
+    window = duplicate_window()
+    if window is None:
+        return False
+    recent = Patient.objects.filter(source=Source.WEB_FORM, created_at__gte=timezone.now() - window)
+    email = contact.email.strip()
+    if email and recent.filter(email__iexact=email).exists():
+        return True
+    digits = _digits(contact.phone)
+    if not digits:
+        return False
+    # Phone numbers are stored as written: compared by their digits (the window, and the
+    # referral limits, keep this to a few rows).
+    phones = recent.exclude(phone="").values_list("phone", flat=True)
+    return any(_digits(phone) == digits for phone in phones.iterator())
+
+
+def create_referral_unless_recent(
+    answers: Answers, contact: Contact, *, today: datetime.date
+) -> str | None:
+    """``create_referral``, unless a web referral with the same email address or phone number
+    arrived within the duplicate window (or is being stored right now): then nothing is
+    written and no email is sent, and None is returned.
+
+    The earlier referral is left as it is (the new request may not even be from the same
+    person), and nothing about it is returned."""
+    keys = contact_keys(contact)
+    with guard.contact_lock(keys) as free:
+        if not free or recent_referral_exists(contact):
+            logger.info("web referral: the same contact details arrived recently; not stored")
+            return None
+        return create_referral(answers, contact, today=today)
 
 
 def create_referral(answers: Answers, contact: Contact, *, today: datetime.date) -> str:

@@ -22,6 +22,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from config.sessions import anonymous_idle_seconds
 from patients.matching import evaluate_with, rules_cache
 from patients.prescreen import guard
 from patients.prescreen.questions import (
@@ -34,7 +35,12 @@ from patients.prescreen.questions import (
     summary,
     travel_limit_km,
 )
-from patients.prescreen.referral import Contact, count, create_referral
+from patients.prescreen.referral import (
+    Contact,
+    contact_keys,
+    count,
+    create_referral_unless_recent,
+)
 from trials.eligibility.evaluate import (
     OPEN_STATUSES,
     MatchResult,
@@ -51,12 +57,22 @@ SESSION_KEY = "prescreen"
 DEFAULT_RESULT_TTL_SECONDS = 3600
 MAX_RESULT_TOKENS = 5
 MAX_TOKEN_LENGTH = 64
+CONTACT_PURPOSE = "contact"  # what the contact form's token is for (the steps: "step-N")
 
 
 # --- session state -----------------------------------------------------------------------------
 
 
+def _answers_held(request: HttpRequest) -> Answers:
+    """The answers so far, read without writing anything: a visitor who only looks gets no
+    session (no row in the session table, no cookie)."""
+    state = request.session.get(SESSION_KEY)
+    answers = state.get("answers") if isinstance(state, dict) else None
+    return answers if isinstance(answers, dict) else {}
+
+
 def _state(request: HttpRequest) -> dict[str, Any]:
+    """The session's form state, created when missing (only when something is to be kept)."""
     state = request.session.get(SESSION_KEY)
     if not isinstance(state, dict):
         state = {"answers": {}, "results": {}}
@@ -110,7 +126,11 @@ def _gone(request: HttpRequest) -> HttpResponse:
 @guard.private_page
 @require_http_methods(["GET", "HEAD"])
 def intro(request: HttpRequest) -> HttpResponse:
-    return render(request, "prescreen/intro.html", {"steps": len(STEPS)})
+    return render(
+        request,
+        "prescreen/intro.html",
+        {"steps": len(STEPS), "idle_minutes": max(1, anonymous_idle_seconds() // 60)},
+    )
 
 
 @guard.private_page
@@ -128,8 +148,7 @@ def restart(request: HttpRequest) -> HttpResponse:
 def step(request: HttpRequest, number: int) -> HttpResponseBase:
     if not 1 <= number <= len(STEPS):
         raise Http404("no such step")
-    state = _state(request)
-    answers: Answers = state["answers"]
+    answers = _answers_held(request)
     first_missing = next(
         (i for i, slug in enumerate(STEP_SLUGS, 1) if slug not in answers), len(STEPS) + 1
     )
@@ -139,22 +158,51 @@ def step(request: HttpRequest, number: int) -> HttpResponseBase:
     refusal = None
     if request.method == "POST":
         form = form_class(request.POST)
-        refusal = guard.check_submission(request)
+        # The first step is the page a new visitor arrives at, before they have a session.
+        refusal = guard.check_submission(request, _step_purpose(number), new_visitor=number == 1)
+        if refusal == guard.MESSAGE_USED and _was_accepted(request, number):
+            # The same page sent twice from this session (a double click) and the first was
+            # taken: the visitor moves on as it did; this one's values are not stored.
+            return _after_step(request, number, answers)
         if refusal is None and form.is_valid():
+            state = _state(request)
+            answers = state["answers"]
             answers[form_class.slug] = form.answers()
+            state["accepted"] = {
+                **(state.get("accepted") or {}),
+                str(number): guard.submitted_nonce(request),
+            }
+            # "Started": the first step answered (counting page views would count reloads,
+            # since looking keeps nothing that could tell them apart).
+            if not state.get("counted"):
+                state["counted"] = True
+                count("started")
             request.session.modified = True
-            if number < len(STEPS):
-                return redirect("prescreen:step", number=number + 1)
-            count("completed")
-            token = _new_result_token(request, answers)
-            return redirect("prescreen:results", token=token)
+            if number == len(STEPS):
+                count("completed")
+            return _after_step(request, number, answers)
     else:
-        if number == 1 and not state.get("counted"):
-            state["counted"] = True
-            request.session.modified = True
-            count("started")
         form = form_class(initial=answers.get(form_class.slug))
     return _render_step(request, form, number, refusal)
+
+
+def _step_purpose(number: int) -> str:
+    return f"step-{number}"
+
+
+def _was_accepted(request: HttpRequest, number: int) -> bool:
+    """Whether the token sent is the one whose submission of step ``number`` was stored."""
+    state = request.session.get(SESSION_KEY)
+    accepted = state.get("accepted") if isinstance(state, dict) else None
+    nonce = guard.submitted_nonce(request)
+    return bool(nonce) and isinstance(accepted, dict) and accepted.get(str(number)) == nonce
+
+
+def _after_step(request: HttpRequest, number: int, answers: Answers) -> HttpResponse:
+    """Where an answered step leads: the next step, or after the last one the results."""
+    if number < len(STEPS):
+        return redirect("prescreen:step", number=number + 1)
+    return redirect("prescreen:results", token=_new_result_token(request, answers))
 
 
 def _render_step(
@@ -177,7 +225,7 @@ def _render_step(
             "title": ("Error: " if errors or refusal else "") + title,
             "previous": number - 1 if number > 1 else None,
             "last": number == len(STEPS),
-            "form_token": guard.new_form_token(),
+            "form_token": guard.new_form_token(request, _step_purpose(number)),
             "token_field": guard.FORM_TOKEN_FIELD,
             "honeypot_field": guard.HONEYPOT_FIELD,
         },
@@ -191,7 +239,7 @@ def results(request: HttpRequest, token: str) -> HttpResponse:
     held = _held_result(request, token)
     if held is None:
         return _gone(request)
-    if held.get("reference"):
+    if _sent(held):
         return redirect("prescreen:thanks", token=token)
     return _render_results(request, token, held, ContactForm(), None)
 
@@ -203,35 +251,52 @@ def contact(request: HttpRequest, token: str) -> HttpResponseBase:
     held = _held_result(request, token)
     if held is None:
         return _gone(request)
-    if request.method != "POST" or held.get("reference"):
+    if request.method != "POST" or _sent(held):
         return redirect("prescreen:results", token=token)
     form = ContactForm(request.POST)
-    refusal = guard.check_submission(request)
+    refusal = guard.check_submission(request, CONTACT_PURPOSE)
     if refusal is None and form.is_valid():
         data = form.cleaned_data
-        code = create_referral(
-            held["answers"],
-            Contact(
-                name=data["name"],
-                email=data["email"],
-                phone=data["phone"],
-                preferred_contact_time=form.contact_time_label(),
-            ),
-            today=timezone.localdate(),
+        contact = Contact(
+            name=data["name"],
+            email=data["email"],
+            phone=data["phone"],
+            preferred_contact_time=form.contact_time_label(),
         )
-        held["reference"] = code
+        wait = guard.referral_retry_after(request, contact_keys(contact))
+        if wait is not None:
+            response = _render_results(
+                request, token, held, form, guard.referral_refusal(wait), status=429
+            )
+            response["Retry-After"] = str(wait)
+            return response
+        code = create_referral_unless_recent(held["answers"], contact, today=timezone.localdate())
+        if code is None:
+            held["received_before"] = True  # a request with these details arrived recently
+        else:
+            held["reference"] = code
         request.session.modified = True
         return redirect("prescreen:thanks", token=token)
     return _render_results(request, token, held, form, refusal)
+
+
+def _sent(held: dict[str, Any]) -> bool:
+    """Whether the request to be contacted of these results was taken (stored, or found to
+    repeat a recent one)."""
+    return bool(held.get("reference") or held.get("received_before"))
 
 
 @guard.private_page
 @require_http_methods(["GET", "HEAD"])
 def thanks(request: HttpRequest, token: str) -> HttpResponse:
     held = _held_result(request, token)
-    if held is None or not held.get("reference"):
+    if held is None or not _sent(held):
         return _gone(request)
-    return render(request, "prescreen/thanks.html", {"reference": "WEB-" + held["reference"]})
+    # A repeat shows no reference code: the earlier request may be someone else's.
+    reference = held.get("reference")
+    return render(
+        request, "prescreen/thanks.html", {"reference": "WEB-" + reference if reference else ""}
+    )
 
 
 RESULTS_SHOWN = 20
@@ -243,6 +308,8 @@ def _render_results(
     held: dict[str, Any],
     form: ContactForm,
     refusal: str | None,
+    *,
+    status: int = 200,
 ) -> HttpResponse:
     # The best RESULTS_SHOWN first (a phone screen, an anxious reader); the rest one link away.
     show_all = request.GET.get("all") == "1"
@@ -264,13 +331,14 @@ def _render_results(
             "refusal": refusal,
             "title": ("Error: " if errors or refusal else "") + "Trials that may suit you",
             "token": token,
-            "form_token": guard.new_form_token(),
+            "form_token": guard.new_form_token(request, CONTACT_PURPOSE),
             "token_field": guard.FORM_TOKEN_FIELD,
             "honeypot_field": guard.HONEYPOT_FIELD,
             "privacy_contact": getattr(settings, "PRESCREEN_PRIVACY_CONTACT", "")
             or settings.DEFAULT_FROM_EMAIL,
             "retention": getattr(settings, "PRESCREEN_RETENTION_TEXT", "12 months"),
         },
+        status=status,
     )
 
 

@@ -324,6 +324,85 @@ def test_every_text_field_has_a_maximum_length() -> None:
                 assert field.max_length, (step.slug, name)
 
 
+# Characters that reorder or hide text: bidi embeddings, overrides, isolates and marks, the
+# zero-width ones, the byte-order mark, the soft hyphen, controls.
+INVISIBLE = (
+    [chr(code) for code in range(0x202A, 0x202F)]
+    + [chr(code) for code in range(0x2066, 0x206A)]
+    + ["\u200e", "\u200f", "\u061c", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
+    + ["\u00ad", "\x00", "\x07", "\x1b", "\x7f", "\x9b"]
+)
+
+
+@pytest.mark.parametrize("character", INVISIBLE, ids=lambda c: f"U+{ord(c):04X}")
+def test_invisible_and_bidi_characters_never_reach_a_contact_field(character: str) -> None:
+    form = questions.ContactForm(
+        {
+            "name": f"Alex{character}elpmaxE",
+            "email": f"alex@exa{character}mple.org",
+            "phone": f"+1 212{character} 555 0100",
+            "contact_time": "any",
+            "consent": "on",
+        }
+    )
+
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["name"] == "AlexelpmaxE"
+    assert form.cleaned_data["email"] == "alex@example.org"
+    assert form.cleaned_data["phone"] == "+1 212 555 0100"
+
+
+def test_a_right_to_left_override_in_the_place_is_removed_too() -> None:
+    form = questions.HealthPlaceForm(
+        {
+            "conditions": ["none"],
+            "travel": "any",
+            "country": "\u202eFrance",
+            "city": "Ly\u2067on\u2069",
+            "postal_code": "69\u200b001",
+        }
+    )
+
+    assert form.is_valid(), form.errors
+    assert (form.cleaned_data["country"], form.cleaned_data["city"]) == ("France", "Lyon")
+    assert form.cleaned_data["postal_code"] == "69001"
+
+
+def test_a_tab_or_line_break_inside_a_name_becomes_a_space() -> None:
+    form = questions.ContactForm(
+        {"name": "Alex\tExample\u2028", "phone": "+1 212 555 0100", "contact_time": "any"}
+    )
+    form.is_valid()
+
+    assert form.cleaned_data["name"] == "Alex Example"
+
+
+def test_visible_letters_of_every_script_are_kept() -> None:
+    for name in (
+        "Zoë Ødegård",
+        "محمد رضا",
+        "יעל כהן",
+        "Nguyễn Thị Minh",
+        "李小龙",
+        "O'Brien-Smith",
+    ):
+        form = questions.ContactForm({"name": name, "phone": "0123 456 789", "contact_time": "any"})
+        form.is_valid()
+        assert form.cleaned_data.get("name") == name, form.errors
+
+
+def test_every_text_field_of_the_form_drops_invisible_characters() -> None:
+    """One cleaner for all of them: a text field added later cannot forget it."""
+    forms: list[type[questions.StepForm]] = [*questions.STEPS, questions.ContactForm]
+    checked = 0
+    for step in forms:
+        for name, field in step.base_fields.items():
+            if isinstance(field, questions.forms.CharField):
+                assert field.to_python("a\u202eb\u200fc\x00") == "abc", (step.slug, name)
+                checked += 1
+    assert checked >= 8  # age, year, country, postal code, city, name, email, phone
+
+
 # --- the walk, against the recorded registry ----------------------------------------------------
 
 
@@ -356,9 +435,24 @@ OESOPHAGEAL = "NCT03940001"  # for oesophageal squamous-cell carcinoma only
 GASTRIC_ONLY = {"NCT03878472", "NCT03006705", "NCT04677673", "NCT02581462", "NCT05052801"}
 
 
+def form_token(client: Client, url: str) -> str:
+    """The form token the page at ``url`` shows (each submission needs its own, taken from
+    the page in the same session, as a browser sends it)."""
+    response = client.get(url)
+    assert response.status_code == 200, (url, response.status_code)
+    return str(response.context["form_token"])
+
+
 def post_step(client: Client, number: int, data: dict[str, Any]) -> Any:
-    payload = {guard.FORM_TOKEN_FIELD: guard.new_form_token(), guard.HONEYPOT_FIELD: "", **data}
-    return client.post(reverse("prescreen:step", args=[number]), payload)
+    url = reverse("prescreen:step", args=[number])
+    payload = {guard.FORM_TOKEN_FIELD: form_token(client, url), guard.HONEYPOT_FIELD: "", **data}
+    return client.post(url, payload)
+
+
+def post_contact(client: Client, results_url: str, payload: dict[str, Any]) -> Any:
+    """The contact form of the results page, sent with that page's token."""
+    token = form_token(client, results_url)
+    return client.post(contact_url(results_url), {**payload, guard.FORM_TOKEN_FIELD: token})
 
 
 def walk(client: Client, raw: dict[str, dict[str, Any]]) -> str:
@@ -366,8 +460,7 @@ def walk(client: Client, raw: dict[str, dict[str, Any]]) -> str:
     assert client.get(reverse("prescreen:intro")).status_code == 200
     response = None
     for number, step in enumerate(questions.STEPS, 1):
-        assert client.get(reverse("prescreen:step", args=[number])).status_code == 200
-        response = post_step(client, number, raw.get(step.slug, {}))
+        response = post_step(client, number, raw.get(step.slug, {}))  # (its page shown first)
         assert response.status_code == 302, response.content.decode()[:3000]
     assert response is not None
     return response["Location"]
@@ -499,7 +592,7 @@ def test_steps_must_be_answered_in_order_and_keep_their_answers(
 def test_a_bot_filling_the_honeypot_is_refused(client: Client, registry: int) -> None:
     payload = {
         **RESECTABLE["about"],
-        guard.FORM_TOKEN_FIELD: guard.new_form_token(),
+        guard.FORM_TOKEN_FIELD: form_token(client, reverse("prescreen:step", args=[1])),
         guard.HONEYPOT_FIELD: "http://spam.example",
     }
     response = client.post(reverse("prescreen:step", args=[1]), payload)
@@ -562,8 +655,7 @@ def test_a_referral_with_consent_creates_the_patient_its_matches_and_an_email(
 ) -> None:
     settings.SITE_URL = "https://trials.example.org"
     url = walk(client, RESECTABLE)
-    payload = {**CONTACT, guard.FORM_TOKEN_FIELD: guard.new_form_token()}
-    response = client.post(contact_url(url), payload)
+    response = post_contact(client, url, CONTACT)
     assert response.status_code == 302
     html = client.get(response["Location"]).content.decode()
     code = re.search(r'<p class="reference-code">WEB-([A-Z0-9]{8})</p>', html)
@@ -606,16 +698,16 @@ def test_a_referral_with_consent_creates_the_patient_its_matches_and_an_email(
         assert personal not in scrubbed, personal
     # The results now lead to the thank-you page; a second POST writes nothing more.
     assert client.get(url)["Location"].endswith("/thanks/")
-    client.post(contact_url(url), payload)
+    client.post(contact_url(url), CONTACT)
     assert Patient.objects.count() == 1
     assert PrescreenDailyCount.objects.get(day=timezone.localdate()).referred == 1
 
 
 def test_without_consent_nothing_is_stored(client: Client, registry: int, north: Site) -> None:
     url = walk(client, RESECTABLE)
-    payload = {**CONTACT, guard.FORM_TOKEN_FIELD: guard.new_form_token()}
+    payload = dict(CONTACT)
     del payload["consent"]
-    response = client.post(contact_url(url), payload)
+    response = post_contact(client, url, payload)
     html = response.content.decode()
     assert response.status_code == 200
     assert "tick the box to agree" in html
@@ -628,11 +720,11 @@ def test_without_consent_nothing_is_stored(client: Client, registry: int, north:
 
 def test_a_referral_needs_an_email_or_a_phone(client: Client, registry: int) -> None:
     url = walk(client, RESECTABLE)
-    payload = {**CONTACT, "email": "", "phone": "", guard.FORM_TOKEN_FIELD: guard.new_form_token()}
-    html = client.post(contact_url(url), payload).content.decode()
+    payload = {**CONTACT, "email": "", "phone": ""}
+    html = post_contact(client, url, payload).content.decode()
     assert "Give an email address or a phone number" in html
     payload.update(phone="call me maybe")
-    html = client.post(contact_url(url), payload).content.decode()
+    html = post_contact(client, url, payload).content.decode()
     assert "6 to 15 digits" in html
     assert Patient.objects.count() == 0
 

@@ -1,6 +1,6 @@
-"""The public form's safety layer: honeypot and signed fill-time token, rate limits (429 with
-Retry-After, every POST counted, GET never), trusted-proxy handling, body size limit (413),
-and private (uncacheable, unindexed) responses.
+"""The public form's safety layer: honeypot and the signed form token (fill time, its form, its
+session, one use), rate limits (429 with Retry-After, every POST counted, GET never),
+trusted-proxy handling, body size limit (413), and private (uncacheable, unindexed) responses.
 
 Views defined here stand in for the real form views, wired as they will be wired.
 """
@@ -16,6 +16,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.contrib.sessions.backends.base import SessionBase
+from django.contrib.sessions.backends.db import SessionStore
 from django.core import signing
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
@@ -33,6 +35,7 @@ from patients.prescreen.guard import (
     MESSAGE_HONEYPOT,
     MESSAGE_TOO_FAST,
     MESSAGE_UNCHECKED,
+    MESSAGE_USED,
     Rate,
     body_limit,
     check_submission,
@@ -48,13 +51,16 @@ pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 # --- stand-in views ---------------------------------------------------------------------------
 
 
+PURPOSE = "test-form"
+
+
 @private_page
 @rate_limited
 def form_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        problem = check_submission(request)
+        problem = check_submission(request, PURPOSE, new_visitor=True)
         return HttpResponse(problem or "accepted", status=200 if problem is None else 400)
-    return JsonResponse({"csrf": get_token(request), "token": new_form_token()})
+    return JsonResponse({"csrf": get_token(request), "token": new_form_token(request, PURPOSE)})
 
 
 @body_limit(100)
@@ -89,15 +95,41 @@ def limits(settings: Any) -> Any:
     return settings
 
 
-def token_issued(seconds_ago: float, *, salt: str = guard.TOKEN_SALT) -> str:
-    """A form token as new_form_token() made it ``seconds_ago``."""
+def token_issued(
+    seconds_ago: float, *, salt: str = guard.TOKEN_SALT, purpose: str = PURPOSE, binding: str = ""
+) -> str:
+    """A form token as new_form_token() made it ``seconds_ago`` (by default for a visitor
+    without a session yet)."""
     signer = signing.TimestampSigner(salt=salt)
     signer.timestamp = lambda: signing.b62_encode(int(time.time() - seconds_ago))  # type: ignore[method-assign]
-    return signer.sign("f")
+    return signer.sign(guard._token_value(purpose, binding))
 
 
-def posted(data: dict[str, str]) -> HttpRequest:
-    return RequestFactory().post("/form/", data)
+def posted(data: dict[str, str], session: SessionBase | None = None) -> HttpRequest:
+    request = RequestFactory().post("/form/", data)
+    if session is not None:
+        request.session = session
+    return request
+
+
+def checked(data: dict[str, str], **kwargs: Any) -> str | None:
+    """What check_submission says of a first-page submission of ``data``."""
+    return check_submission(posted(data), PURPOSE, new_visitor=True, **kwargs)
+
+
+def shown(session: SessionBase | None = None, purpose: str = PURPOSE) -> str:
+    """The token a page of form ``purpose`` shows in ``session``."""
+    request = RequestFactory().get("/form/")
+    if session is not None:
+        request.session = session
+    return new_form_token(request, purpose)
+
+
+def new_session() -> SessionBase:
+    session = SessionStore()
+    session["marker"] = True
+    session.create()
+    return session
 
 
 def submission(seconds_ago: float = 10, *, honeypot: str = "") -> dict[str, str]:
@@ -108,8 +140,8 @@ def submission(seconds_ago: float = 10, *, honeypot: str = "") -> dict[str, str]
 
 
 def test_a_form_filled_in_at_human_speed_passes() -> None:
-    assert check_submission(posted(submission(seconds_ago=10))) is None
-    assert check_submission(posted(submission(seconds_ago=2 * 3600 - 5))) is None
+    assert checked(submission(seconds_ago=10)) is None
+    assert checked(submission(seconds_ago=2 * 3600 - 5)) is None
 
 
 def test_the_honeypot_filled_in_is_refused_and_the_value_is_not_logged(
@@ -118,13 +150,13 @@ def test_the_honeypot_filled_in_is_refused_and_the_value_is_not_logged(
     caplog.set_level(logging.DEBUG)
     data = submission(honeypot="http://cheap-pills.example")
 
-    assert check_submission(posted(data)) == MESSAGE_HONEYPOT
+    assert checked(data) == MESSAGE_HONEYPOT
     assert "cheap-pills" not in caplog.text
     assert "honeypot" in caplog.text
 
 
 def test_a_blank_honeypot_with_spaces_is_still_blank() -> None:
-    assert check_submission(posted(submission(honeypot="  "))) is None
+    assert checked(submission(honeypot="  ")) is None
 
 
 def _tampered_signature(token: str) -> str:
@@ -145,7 +177,13 @@ def _backdated(token: str) -> str:
         pytest.param(lambda: _tampered_signature(token_issued(10)), id="signature-changed"),
         pytest.param(lambda: _backdated(token_issued(10)), id="timestamp-changed"),
         pytest.param(lambda: token_issued(10, salt="another-form"), id="other-salt"),
-        pytest.param(lambda: signing.Signer(salt=guard.TOKEN_SALT).sign("f"), id="no-timestamp"),
+        pytest.param(
+            lambda: signing.Signer(salt=guard.TOKEN_SALT).sign(guard._token_value(PURPOSE, "")),
+            id="no-timestamp",
+        ),
+        pytest.param(
+            lambda: signing.TimestampSigner(salt=guard.TOKEN_SALT).sign("f"), id="no-purpose"
+        ),
         pytest.param(lambda: token_issued(10) + "x" * 300, id="too-long"),
     ],
 )
@@ -153,43 +191,132 @@ def test_a_missing_or_tampered_token_is_refused(make: Any) -> None:
     data = submission()
     data[FORM_TOKEN_FIELD] = make()
 
-    assert check_submission(posted(data)) == MESSAGE_UNCHECKED
+    assert checked(data) == MESSAGE_UNCHECKED
 
 
 def test_no_token_field_at_all_is_refused() -> None:
-    assert check_submission(posted({HONEYPOT_FIELD: ""})) == MESSAGE_UNCHECKED
+    assert checked({HONEYPOT_FIELD: ""}) == MESSAGE_UNCHECKED
 
 
 def test_a_form_older_than_two_hours_has_expired() -> None:
-    assert check_submission(posted(submission(seconds_ago=2 * 3600 + 5))) == MESSAGE_EXPIRED
+    assert checked(submission(seconds_ago=2 * 3600 + 5)) == MESSAGE_EXPIRED
     assert "expired" in MESSAGE_EXPIRED
 
 
 def test_the_expiry_follows_the_setting(settings: Any) -> None:
     settings.PRESCREEN_FORM_MAX_AGE_SECONDS = 60
 
-    assert check_submission(posted(submission(seconds_ago=61))) == MESSAGE_EXPIRED
-    assert check_submission(posted(submission(seconds_ago=50))) is None
+    assert checked(submission(seconds_ago=61)) == MESSAGE_EXPIRED
+    assert checked(submission(seconds_ago=50)) is None
 
 
 def test_a_form_sent_within_three_seconds_is_refused_as_too_fast() -> None:
-    assert check_submission(posted({FORM_TOKEN_FIELD: new_form_token()})) == MESSAGE_TOO_FAST
-    assert check_submission(posted(submission(seconds_ago=1))) == MESSAGE_TOO_FAST
-    assert check_submission(posted(submission(seconds_ago=4))) is None
+    assert checked({FORM_TOKEN_FIELD: shown()}) == MESSAGE_TOO_FAST
+    assert checked(submission(seconds_ago=1)) == MESSAGE_TOO_FAST
+    assert checked(submission(seconds_ago=4)) is None
 
 
 def test_the_minimum_fill_time_follows_the_setting(settings: Any) -> None:
     settings.PRESCREEN_MIN_FILL_SECONDS = 0
 
-    assert check_submission(posted({FORM_TOKEN_FIELD: new_form_token()})) is None
+    assert checked({FORM_TOKEN_FIELD: shown()}) is None
 
 
 def test_tokens_are_signed_with_the_agreed_salt() -> None:
-    token = new_form_token()
+    token = shown()
 
-    assert signing.TimestampSigner(salt="prescreen-form").unsign(token, max_age=60) == "f"
+    value = signing.TimestampSigner(salt="prescreen-form").unsign(token, max_age=60)
+    assert value.startswith(f"{PURPOSE}|")
     with pytest.raises(signing.BadSignature):
         signing.TimestampSigner(salt="other").unsign(token)
+
+
+# --- the token: its form, its session, one use --------------------------------------------------
+
+
+@pytest.fixture
+def quick(settings: Any) -> None:
+    """Tokens used as soon as shown."""
+    settings.PRESCREEN_MIN_FILL_SECONDS = 0
+
+
+def test_a_token_is_accepted_once() -> None:
+    data = submission()
+
+    assert checked(data) is None
+    assert checked(data) == MESSAGE_USED
+    assert checked(submission()) is None  # a new page, a new token
+
+
+@pytest.mark.usefixtures("quick")
+def test_a_token_refused_for_another_reason_is_not_used_up() -> None:
+    session = new_session()
+    data = {FORM_TOKEN_FIELD: shown(session), HONEYPOT_FIELD: ""}
+
+    assert check_submission(posted(data, new_session()), PURPOSE) == MESSAGE_EXPIRED
+    assert check_submission(posted(data), PURPOSE, new_visitor=True) == MESSAGE_EXPIRED
+    assert check_submission(posted(data, session), "another-form") == MESSAGE_UNCHECKED
+    assert check_submission(posted({**data, HONEYPOT_FIELD: "x"}, session), PURPOSE)
+    assert check_submission(posted(data, session), PURPOSE) is None
+
+
+@pytest.mark.usefixtures("quick")
+def test_a_token_is_for_the_form_whose_page_showed_it() -> None:
+    session = new_session()
+    data = {FORM_TOKEN_FIELD: shown(session, purpose="step-2"), HONEYPOT_FIELD: ""}
+
+    assert check_submission(posted(data, session), "step-3") == MESSAGE_UNCHECKED
+    assert check_submission(posted(data, session), "step-2") is None
+
+
+@pytest.mark.usefixtures("quick")
+def test_a_token_is_for_the_session_its_page_was_shown_in() -> None:
+    session, other = new_session(), new_session()
+    data = {FORM_TOKEN_FIELD: shown(session), HONEYPOT_FIELD: ""}
+
+    assert check_submission(posted(data, other), PURPOSE) == MESSAGE_EXPIRED
+    assert check_submission(posted(data, other), PURPOSE, new_visitor=True) == MESSAGE_EXPIRED
+    assert check_submission(posted(data, session), PURPOSE) is None
+
+
+@pytest.mark.usefixtures("quick")
+def test_a_token_shown_before_there_was_a_session_only_opens_the_first_page() -> None:
+    session = new_session()
+    page = {FORM_TOKEN_FIELD: shown(None), HONEYPOT_FIELD: ""}
+
+    assert check_submission(posted(page, session), PURPOSE) == MESSAGE_EXPIRED
+    assert check_submission(posted(page, session), PURPOSE, new_visitor=True) is None
+
+
+def test_showing_a_token_starts_no_session() -> None:
+    request = RequestFactory().get("/form/")
+    request.session = SessionStore()
+    new_form_token(request, PURPOSE)
+
+    assert request.session.session_key is None
+    assert request.session.is_empty()
+
+
+def test_the_session_key_is_not_in_the_token() -> None:
+    session = new_session()
+    token = shown(session)
+
+    assert str(session.session_key) not in token  # (the signed value is plain text)
+
+
+def test_reuse_is_not_checked_when_the_cache_is_down(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = submission()
+    cache = caches["default"]
+
+    def broken(*args: Any, **kwargs: Any) -> bool:
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(cache, "add", broken)
+
+    assert checked(data) is None
+    assert "cache is unavailable" in caplog.text
 
 
 # --- rate limits ------------------------------------------------------------------------------
