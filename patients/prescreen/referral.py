@@ -146,12 +146,14 @@ def create_referral(answers: Answers, contact: Contact, *, today: datetime.date)
     profile.phone = contact.phone
     profile.preferred_contact_time = contact.preferred_contact_time
     profile.contact_consent_at = timezone.now()
+    # The referral and its matches land together: a coordinator never finds a referral
+    # without the trials it matches, and a failure leaves nothing half-written.
     with transaction.atomic():
         result = patient_upsert(profile, source=Source.WEB_FORM, site=site)
         patient = result.patient
         assert patient is not None
         record_access([patient], purpose=CONSENT_PURPOSE)
-    matching.match_patients([patient.pk])
+        matching.match_patients([patient.pk])
     count("referred")
     notify_coordinators(site, patient, code)
     return code

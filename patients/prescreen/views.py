@@ -10,6 +10,7 @@ against bots (``guard``).
 
 from __future__ import annotations
 
+import logging
 import math
 import secrets
 import time
@@ -53,7 +54,13 @@ from trials.eligibility.geo import haversine_km, km_to_miles
 from trials.eligibility.units import ANALYTE_LABELS
 from trials.models import Trial, TrialSite
 
+logger = logging.getLogger(__name__)
+
 SESSION_KEY = "prescreen"
+MESSAGE_NOT_STORED = (
+    "Sorry, we could not send your request just now, and nothing was saved. Your answers and "
+    "details are still here: please try again in a few minutes."
+)
 DEFAULT_RESULT_TTL_SECONDS = 3600
 MAX_RESULT_TOKENS = 5
 MAX_TOKEN_LENGTH = 64
@@ -270,7 +277,15 @@ def contact(request: HttpRequest, token: str) -> HttpResponseBase:
             )
             response["Retry-After"] = str(wait)
             return response
-        code = create_referral_unless_recent(held["answers"], contact, today=timezone.localdate())
+        try:
+            code = create_referral_unless_recent(
+                held["answers"], contact, today=timezone.localdate()
+            )
+        except Exception:
+            # Nothing was stored (the referral and its matching are one transaction); the
+            # answers and the typed details stay on the page for another try.
+            logger.exception("web referral not stored: it failed while being written")
+            return _render_results(request, token, held, form, MESSAGE_NOT_STORED, status=503)
         if code is None:
             held["received_before"] = True  # a request with these details arrived recently
         else:

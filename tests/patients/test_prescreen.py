@@ -650,6 +650,31 @@ def contact_url(results_url: str) -> str:
     return results_url + "contact/"
 
 
+def test_a_referral_whose_matching_fails_stores_nothing_and_keeps_the_answers(
+    client: Client, registry: int, north: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The referral and its matches land together: a failure writes nothing, sends nothing,
+    and the visitor can send again from the same page."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("math domain error")
+
+    url = walk(client, RESECTABLE)
+    with monkeypatch.context() as patched:
+        patched.setattr("patients.matching.evaluate_with", broken)
+        response = post_contact(client, url, CONTACT)
+    assert response.status_code == 503
+    html = response.content.decode()
+    assert "nothing was saved" in html
+    assert 'value="alex@example.org"' in html
+    assert not Patient.objects.exists()
+    assert not LogEntry.objects.filter(additional_data__purpose="web referral consent").exists()
+    assert len(mail.outbox) == 0
+    again = post_contact(client, url, CONTACT)
+    assert again.status_code == 302
+    assert Patient.objects.count() == 1
+
+
 def test_a_referral_with_consent_creates_the_patient_its_matches_and_an_email(
     client: Client, registry: int, north: Site, settings: Any
 ) -> None:
