@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from typing import Any
 
 from django.db import models
@@ -89,3 +90,44 @@ def stored_text_flaws(instance: models.Model) -> dict[str, str]:
                 if flaw:
                     flaws[field.name] = flaw
     return flaws
+
+
+# Characters nobody sees that change how the rest is shown or read: the bidi controls
+# (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), zero-width and other format
+# characters (category Cf), control characters (Cc), line and paragraph separators, surrogates.
+# The zero-width joiner and non-joiner stay between letters: Persian and Indic names are
+# spelled with them.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_SPELLING_FORMAT_CHARACTERS = frozenset({"\u200c", "\u200d"})
+
+
+def visible_text(value: str, *, spelling: bool = True) -> str:
+    """``value`` without invisible characters: the ones that stand for a space (a tab, a line
+    break) become one, the others go; then the ends are stripped. A zero-width joiner or
+    non-joiner stays between two letters, where it is spelling, unless ``spelling`` is off
+    (an email address, where it would only disguise the domain).
+
+    They are removed silently rather than refused with an error: the person typing cannot see
+    them (they come with pasted text, some keyboards or another system's export) so could not
+    find what to remove, and what is kept is exactly the text they saw. Without them, a name
+    or address can no longer show reversed or disguised in the workspace, in emails or in
+    exports. The public form's fields and every patient write (``patients.services``) use it.
+    """
+    if value.isascii() and value.isprintable():
+        return value.strip()
+    kept: list[str] = []
+    last = len(value) - 1
+    for index, char in enumerate(value):
+        if unicodedata.category(char) not in _INVISIBLE_CATEGORIES:
+            kept.append(char)
+        elif char.isspace():
+            kept.append(" ")
+        elif (
+            spelling
+            and char in _SPELLING_FORMAT_CHARACTERS
+            and 0 < index < last
+            and value[index - 1].isalpha()
+            and value[index + 1].isalpha()
+        ):
+            kept.append(char)
+    return "".join(kept).strip()

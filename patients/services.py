@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config import input_limits
-from config.input_limits import stored_text_flaws
+from config.input_limits import stored_text_flaws, visible_text
 from patients import models
 from patients.audit import ChangeLog
 from patients.fhir import BundleError, read_bundle
@@ -133,8 +133,8 @@ def _assign_patient(patient: models.Patient, profile: ProfileData, problems: lis
     if profile.birth_date and profile.birth_date > timezone.localdate():
         problems.append(Problem(where, "birth date in the future; left empty"))
         patient.birth_date = None
-    patient.postal_code = profile.postal_code[:20]
-    patient.city = profile.city[:120]
+    patient.postal_code = visible_text(profile.postal_code)[:20]
+    patient.city = visible_text(profile.city)[:120]
     country = normalize_country(profile.country) if profile.country else None
     if profile.country and country is None:
         problems.append(Problem(where, f"country {profile.country!r} not recognised", False))
@@ -143,8 +143,10 @@ def _assign_patient(patient: models.Patient, profile: ProfileData, problems: lis
     patient.latitude = place.latitude if place else None
     patient.longitude = place.longitude if place else None
     patient.location_precision = place.precision if place else ""
+    # Names and contact details are shown to coordinators and in emails: without the
+    # invisible characters that could make them read as something else.
     for name in ("given_name", "family_name", "email", "phone", "preferred_contact_time"):
-        value = getattr(profile, name)
+        value = visible_text(getattr(profile, name) or "", spelling=name != "email")
         if value:
             setattr(patient, name, value)
     if profile.contact_consent_at:

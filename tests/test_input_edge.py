@@ -201,3 +201,20 @@ def test_the_rule_names_where_and_why() -> None:
 def test_no_request_with_a_nul_reaches_a_view_even_anonymous() -> None:
     response = Client().get("/prescreen/?x=%00")
     assert response.status_code == 400
+
+
+def test_names_from_any_source_lose_their_invisible_controls(admin_a: User) -> None:
+    """A right-to-left override in a stored name would show it reversed in the workspace and
+    in emails, whichever source wrote it; the zero-width non-joiner of a Persian name stays."""
+    from patients.profile import ProfileData
+    from patients.services import patient_upsert
+
+    written = ProfileData(external_id="F-7", given_name="\u2066Alex\u202eelpmaxE\u2069")
+    written.family_name = "Mi\u200cra\u200f"
+    written.email = "a@exa\u202emple.org"
+    written.city = "Ber\u200blin"
+    result = patient_upsert(written, source="api")
+    assert result.patient is not None
+    stored = Patient.objects.get(pk=result.patient.pk)
+    assert (stored.given_name, stored.family_name) == ("AlexelpmaxE", "Mi\u200cra")
+    assert (stored.email, stored.city) == ("a@example.org", "Berlin")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -20,6 +19,7 @@ from django import forms
 from django.forms import BoundField
 from django.utils import timezone
 
+from config.input_limits import visible_text
 from patients.profile import FactData, ProfileData
 from trials.eligibility import facts as engine
 from trials.eligibility.geo import Place, locate, normalize_country
@@ -297,38 +297,15 @@ def _select(choices: list[tuple[str, str]], label: str) -> forms.Field:
     )
 
 
-# Characters nobody sees that change how the rest is shown or read: the bidi controls
-# (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), zero-width and other format
-# characters (category Cf), control characters (Cc), line and paragraph separators, surrogates.
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-
-
-def visible_text(value: str) -> str:
-    """``value`` without invisible characters: the ones that stand for a space (a tab, a line
-    break) become one, the others go; then the ends are stripped.
-
-    They are removed silently rather than refused with an error: the visitor cannot see them
-    (they come with pasted text or from some keyboards) so could not find what to remove, and
-    what is kept is exactly the text the visitor saw. Without them, a name or address can no
-    longer show reversed or disguised in the workspace, in emails or in exports.
-    """
-    if value.isascii() and value.isprintable():
-        return value.strip()
-    return "".join(
-        (" " if char.isspace() else "")
-        if unicodedata.category(char) in _INVISIBLE_CATEGORIES
-        else char
-        for char in value
-    ).strip()
-
-
 class VisibleTextMixin:
     """For the form's free-text fields: what is typed is cleaned by ``visible_text`` before
     anything else looks at it (length, the field's own checks, the form's)."""
 
+    spelling = True  # zero-width joiners between letters kept (names, places)
+
     def to_python(self, value: Any) -> Any:
         value = super().to_python(value)  # type: ignore[misc]
-        return visible_text(value) if isinstance(value, str) else value
+        return visible_text(value, spelling=self.spelling) if isinstance(value, str) else value
 
 
 class TextField(VisibleTextMixin, forms.CharField):
@@ -337,6 +314,8 @@ class TextField(VisibleTextMixin, forms.CharField):
 
 class EmailTextField(VisibleTextMixin, forms.EmailField):
     """The email address of the public form: the same cleaning, then the email checks."""
+
+    spelling = False
 
 
 def _text(label: str, max_length: int, **attrs: str) -> forms.CharField:

@@ -347,7 +347,9 @@ def test_invisible_and_bidi_characters_never_reach_a_contact_field(character: st
     )
 
     assert form.is_valid(), form.errors
-    assert form.cleaned_data["name"] == "AlexelpmaxE"
+    # A zero-width joiner or non-joiner between letters is spelling (Persian, Indic names).
+    spelling = character if character in "\u200c\u200d" else ""
+    assert form.cleaned_data["name"] == f"Alex{spelling}elpmaxE"
     assert form.cleaned_data["email"] == "alex@example.org"
     assert form.cleaned_data["phone"] == "+1 212 555 0100"
 
