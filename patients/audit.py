@@ -92,7 +92,9 @@ def record_access(
     purpose: str,
     remote_addr: str | None = None,
 ) -> int:
-    """One ACCESS log entry per patient; returns how many were written."""
+    """One ACCESS log entry per patient; returns how many were written. Without
+    ``remote_addr``, the address of the request being served (``request_address``)."""
+    remote_addr = remote_addr or request_address()
     content_type = ContentType.objects.get_for_model(Patient)
     user = actor if getattr(actor, "is_authenticated", False) else None
     entries = [
@@ -124,6 +126,7 @@ def record_unstored_access(
 ) -> None:
     """One ACCESS entry for patient data read but not stored (``POST /api/v1/match/``): who,
     when, from where and why; no patient to point at and nothing identifying kept."""
+    remote_addr = remote_addr or request_address()
     LogEntry.objects.create(
         content_type=ContentType.objects.get_for_model(Patient),
         object_pk=UNSTORED,
