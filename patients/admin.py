@@ -251,6 +251,7 @@ class PatientAdmin(admin.ModelAdmin):
     list_filter = (
         ("site", admin.RelatedOnlyFieldListFilter),
         "surgical_candidate",
+        "deceased",
         "source",
         "sex",
     )
@@ -273,7 +274,16 @@ class PatientAdmin(admin.ModelAdmin):
     fieldsets = (
         (
             None,
-            {"fields": ("site", "external_id", "sex", "birth_date", "prior_anticancer_therapy")},
+            {
+                "fields": (
+                    "site",
+                    ("external_id", "identifier_system"),
+                    "sex",
+                    "birth_date",
+                    ("deceased", "deceased_on"),
+                    "prior_anticancer_therapy",
+                )
+            },
         ),
         ("Where", {"fields": ("postal_code", "city", "country", "location")}),
         (

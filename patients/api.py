@@ -374,7 +374,9 @@ class PatientViewSet(NotStored, viewsets.GenericViewSet[Patient]):
         site = _caller_site(request.user, document.get("site"))
         document["site"] = site.code
         profile = self._read(document)
-        if Patient.objects.filter(site=site, external_id=profile.external_id).exists():
+        if Patient.objects.filter(
+            site=site, identifier_system=profile.identifier_system, external_id=profile.external_id
+        ).exists():
             raise ValidationError(
                 {"external_id": ["A patient with this MRN exists at this site; PUT to update."]}
             )

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.utils import timezone
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
@@ -289,7 +291,12 @@ def read_bundle(document: Any, *, origin: str) -> ProfileData:
     entries = list(_valid_entries(entries_json, origin, problems))
     patients = [entry for entry in entries if entry.kind == "Patient"]
     if not patients:
-        raise BundleError("the Bundle has no valid Patient resource")
+        refused = [
+            problem for problem in problems if problem.where.startswith(f"{origin} Patient ")
+        ]
+        if refused:  # say why the Patient was refused, not only that it was
+            raise BundleError(f"the Bundle's Patient is refused: {refused[0].message}")
+        raise BundleError("the Bundle has no Patient resource")
     if len(patients) > 1:
         raise BundleError(f"the Bundle has {len(patients)} Patient resources; one is expected")
     profile = _patient(patients[0])
@@ -338,21 +345,106 @@ def _validation_message(exc: ValueError) -> str:
     return f"not valid FHIR R4: {exc}"
 
 
+# Identifier.type of a medical record number (HL7 v2 table 0203).
+IDENTIFIER_TYPES = "http://terminology.hl7.org/CodeSystem/v2-0203"
+# Sex when ``gender`` is absent: US Core's individual-sex (SNOMED), then its birth sex (F / M).
+US_CORE_INDIVIDUAL_SEX = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-individual-sex"
+US_CORE_BIRTH_SEX = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex"
+SNOMED_SEX = {"248152002": "female", "248153007": "male", "32570681000036106": "other"}
+BIRTH_SEX = {"F": "female", "M": "male"}
+
+
+def _identifier_type(identifier: dict[str, Any]) -> set[str]:
+    return {
+        str(coding.get("code"))
+        for coding in (identifier.get("type") or {}).get("coding") or []
+        if isinstance(coding, dict) and coding.get("system") in (IDENTIFIER_TYPES, None)
+    }
+
+
+def medical_record_number(resource: dict[str, Any]) -> tuple[str, str]:
+    """The Patient's MRN as (system, value): the identifier typed ``MR``, else one in a system
+    of ``FHIR_MRN_SYSTEMS`` (in its order), else the first identifier with a value. Raises
+    BundleError when no identifier has a value."""
+    identifiers = [
+        item
+        for item in resource.get("identifier") or []
+        if isinstance(item, dict)
+        and isinstance(item.get("value"), str)
+        and item["value"].strip()
+        and item.get("use") != "old"
+    ]
+    if not identifiers:
+        raise BundleError("the Patient has no identifier with a value (the MRN)")
+    systems = list(getattr(settings, "FHIR_MRN_SYSTEMS", []) or [])
+
+    def rank(item: dict[str, Any]) -> tuple[int, int]:
+        typed = 0 if "MR" in _identifier_type(item) else 1
+        system = item.get("system")
+        configured = systems.index(system) if system in systems else len(systems)
+        return (typed, configured)
+
+    chosen = min(identifiers, key=rank)
+    return str(chosen.get("system") or ""), chosen["value"].strip()
+
+
+def _sex(resource: dict[str, Any]) -> str:
+    gender = resource.get("gender", "")
+    if gender in ("female", "male", "other"):
+        return str(gender)
+    for extension in resource.get("extension") or []:
+        if not isinstance(extension, dict):
+            continue
+        if extension.get("url") == US_CORE_INDIVIDUAL_SEX:
+            coding = extension.get("valueCoding") or {}
+            if coding.get("code") in SNOMED_SEX:
+                return SNOMED_SEX[coding["code"]]
+    for extension in resource.get("extension") or []:
+        if isinstance(extension, dict) and extension.get("url") == US_CORE_BIRTH_SEX:
+            sex = BIRTH_SEX.get(str(extension.get("valueCode")))
+            if sex:
+                return sex
+    return ""
+
+
+def current_address(resource: dict[str, Any], today: datetime.date) -> dict[str, Any]:
+    """The address the patient lives at now: not ``use: old`` nor one whose period ended,
+    ``home`` before others; {} when none is current."""
+    current = []
+    for position, address in enumerate(resource.get("address") or []):
+        if not isinstance(address, dict) or address.get("use") in ("old", "billing"):
+            continue
+        period = address.get("period")
+        ended = _date(period.get("end")) if isinstance(period, dict) else None
+        if ended is not None and ended < today:
+            continue
+        current.append((0 if address.get("use") == "home" else 1, position, address))
+    return min(current, key=lambda item: item[:2])[2] if current else {}
+
+
+def _deceased(resource: dict[str, Any]) -> tuple[bool | None, datetime.date | None]:
+    if isinstance(resource.get("deceasedBoolean"), bool):
+        return resource["deceasedBoolean"], None
+    if resource.get("deceasedDateTime"):
+        return True, _date(resource["deceasedDateTime"])
+    return None, None
+
+
 def _patient(entry: Entry) -> ProfileData:
     resource = entry.resource
-    identifiers = resource.get("identifier") or []
-    external_id = identifiers[0].get("value", "") if identifiers else ""
-    if not isinstance(external_id, str) or not external_id.strip():
-        raise BundleError("the Patient has no identifier[0].value (the MRN)")
-    address = (resource.get("address") or [{}])[0]
-    gender = resource.get("gender", "")
+    system, external_id = medical_record_number(resource)
+    address = current_address(resource, timezone.localdate())
+    deceased, deceased_on = _deceased(resource)
     return ProfileData(
-        external_id=external_id.strip(),
-        sex=gender if gender in ("female", "male", "other") else "",
+        external_id=external_id,
+        identifier_system=system,
+        sex=_sex(resource),
         birth_date=_date(resource.get("birthDate")),
         postal_code=str(address.get("postalCode", "")).strip(),
         city=str(address.get("city", "")).strip(),
         country=str(address.get("country", "")).strip(),
+        deceased=deceased,
+        deceased_on=deceased_on,
     )
 
 

@@ -296,6 +296,9 @@ def evaluate_with(
     ]
 
 
+DECEASED_REASON = "The patient is recorded as deceased: not matched."
+
+
 def match_patients(
     patient_ids: Iterable[int],
     *,
@@ -333,6 +336,16 @@ def _match_chunk(
     candidacy: list[Patient] = []
     for patient in patients:
         run.patients += 1
+        if patient.deceased:
+            # Kept, marked, never matched nor flagged: the rows held for them go below.
+            if (patient.surgical_candidate, patient.surgical_candidate_reason) != (
+                None,
+                DECEASED_REASON,
+            ):
+                patient.surgical_candidate = None
+                patient.surgical_candidate_reason = DECEASED_REASON
+                candidacy.append(patient)
+            continue
         evaluator = PatientEvaluator(patient_facts(patient), on)
         surgical = evaluator.surgical
         value = surgical.value if isinstance(surgical.value, bool) else None

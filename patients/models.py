@@ -65,9 +65,21 @@ class Sex(models.TextChoices):
 
 class Patient(models.Model):
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="patients")
-    external_id = models.CharField("MRN", max_length=64, help_text="Unique within the site")
+    external_id = models.CharField(
+        "MRN", max_length=64, help_text="Unique within the site and its identifier system"
+    )
+    identifier_system = models.CharField(
+        "MRN system",
+        max_length=200,
+        blank=True,
+        help_text="The namespace the MRN belongs to (a FHIR Identifier.system); empty when the "
+        "source gives none. Equal MRNs of two systems are two patients.",
+    )
     sex = models.CharField(max_length=10, choices=Sex.choices, blank=True)
     birth_date = models.DateField(null=True, blank=True)
+    # A deceased patient is kept, marked, and never matched nor flagged.
+    deceased = models.BooleanField(default=False)
+    deceased_on = models.DateField(null=True, blank=True)
     postal_code = models.CharField(max_length=20, blank=True)
     city = models.CharField(max_length=120, blank=True)
     country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 alpha-2")
@@ -104,7 +116,10 @@ class Patient(models.Model):
     class Meta:
         ordering = ["site", "external_id"]
         constraints = [
-            models.UniqueConstraint(fields=["site", "external_id"], name="unique_mrn_per_site")
+            models.UniqueConstraint(
+                fields=["site", "identifier_system", "external_id"],
+                name="unique_mrn_per_site_and_system",
+            )
         ]
 
     def __str__(self) -> str:
@@ -125,6 +140,7 @@ class Patient(models.Model):
 MATCHED_FIELDS = (
     "sex",
     "birth_date",
+    "deceased",
     "latitude",
     "longitude",
     "prior_anticancer_therapy",

@@ -52,6 +52,9 @@ class Problem:
 @dataclass
 class ProfileData:
     external_id: str
+    # The system (namespace) of the identifier ``external_id`` is a value of: two systems'
+    # equal values are two patients. Empty for sources that have none (profile JSON, the form).
+    identifier_system: str = ""
     site_code: str = ""
     sex: str = ""
     birth_date: datetime.date | None = None
@@ -65,6 +68,8 @@ class ProfileData:
     preferred_contact_time: str = ""
     contact_consent_at: datetime.datetime | None = None
     prior_anticancer_therapy: bool | None = None
+    deceased: bool | None = None  # None: the source does not say
+    deceased_on: datetime.date | None = None
     facts: list[FactData] = field(default_factory=list)
     source_reference: str = ""  # the bundle or document as a whole
     content_hash: str = ""  # of the source document: the same document twice changes nothing

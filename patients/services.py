@@ -74,9 +74,15 @@ def patient_upsert(
     with transaction.atomic(), disable_auditlog():
         patient = (
             models.Patient.objects.select_for_update()
-            .filter(site=site, external_id=profile.external_id)
+            .filter(
+                site=site,
+                identifier_system=profile.identifier_system,
+                external_id=profile.external_id,
+            )
             .first()
         )
+        if patient is not None and source in IMPORTED_BY_MRN:
+            _refuse_identity_change(patient, profile)
         if patient is not None and profile.content_hash:
             if patient.bundle_hash == profile.content_hash:
                 return UpsertResult(patient, "unchanged", problems)
@@ -93,7 +99,12 @@ def patient_upsert(
         created = patient is None
         before = copy.copy(patient)
         if patient is None:
-            patient = models.Patient(site=site, external_id=profile.external_id, source=source)
+            patient = models.Patient(
+                site=site,
+                identifier_system=profile.identifier_system,
+                external_id=profile.external_id,
+                source=source,
+            )
         _assign_patient(patient, profile, problems)
         _refuse_unstorable(patient)
         patient.save()
@@ -153,7 +164,32 @@ def _assign_patient(patient: models.Patient, profile: ProfileData, problems: lis
         patient.contact_consent_at = profile.contact_consent_at
     if profile.prior_anticancer_therapy is not None:
         patient.prior_anticancer_therapy = profile.prior_anticancer_therapy
+    if profile.deceased is not None:
+        patient.deceased = profile.deceased
+        patient.deceased_on = profile.deceased_on if profile.deceased else None
     patient.source_reference = profile.source_reference[:300]
+
+
+# Sources that find the patient by MRN alone: what they send may be another person's. (An API
+# update names the stored patient by id, and is the caller's deliberate change.)
+IMPORTED_BY_MRN = frozenset({models.Source.FHIR, models.Source.JSON})
+
+
+def _refuse_identity_change(patient: models.Patient, profile: ProfileData) -> None:
+    """A document that gives the patient held under this MRN another birth date or sex is most
+    likely another person's (a reused or mistyped MRN): refused with a message, never applied.
+    A value missing on either side is no contradiction."""
+    changed = []
+    if patient.birth_date and profile.birth_date and patient.birth_date != profile.birth_date:
+        changed.append("birth date")
+    if patient.sex and profile.sex and patient.sex != profile.sex:
+        changed.append("sex")
+    if changed:
+        raise ProfileRejected(
+            f"the patient held under MRN {profile.external_id} has another "
+            f"{' and '.join(changed)}; a document for another person, or a correction to "
+            "make by hand in the workspace. Nothing was changed."
+        )
 
 
 def _refuse_unstorable(patient: models.Patient) -> None:

@@ -215,7 +215,7 @@ def test_facts_entered_by_a_coordinator_survive_a_reimport() -> None:
         ([], "not a FHIR Bundle"),
         ({"resourceType": "Patient"}, "not a FHIR Bundle"),
         ({"resourceType": "Bundle", "type": "collection"}, "has no entries"),
-        ({"resourceType": "Bundle", "type": "collection", "entry": []}, "no valid Patient"),
+        ({"resourceType": "Bundle", "type": "collection", "entry": []}, "no Patient resource"),
     ],
 )
 def test_unusable_documents_are_refused_with_a_reason(document: Any, message: str) -> None:
@@ -231,7 +231,7 @@ def test_two_patients_or_no_identifier_are_refused() -> None:
 
     anonymous = example("EX1")
     anonymous["entry"][0]["resource"].pop("identifier")
-    with pytest.raises(BundleError, match=r"no identifier\[0\].value"):
+    with pytest.raises(BundleError, match="no identifier with a value"):
         read_bundle(anonymous, origin="x.json")
 
 
@@ -274,7 +274,7 @@ def test_import_files_reports_each_file_and_goes_on(tmp_path: Path) -> None:
     assert (report.files, report.created, report.rejected) == (4, 2, 3)
     where = {problem.where: problem.message for problem in report.problems}
     assert where["broken.json"].startswith("not readable JSON")
-    assert where["empty.json"] == "the Bundle has no valid Patient resource"
+    assert where["empty.json"] == "the Bundle has no Patient resource"
     assert where[str(tmp_path / "nowhere")] == "no such file or folder"
     assert models.Patient.objects.count() == 2
 
