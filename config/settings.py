@@ -147,6 +147,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+# Where a sign-in lands when its ?next= is missing or points elsewhere than this service: the
+# workspace (Django's default, /accounts/profile/, is no page here).
+LOGIN_REDIRECT_URL = "admin:index"
 # django-axes: after AXES_FAILURE_LIMIT failed sign-ins for one username from one address,
 # that pair is locked out for AXES_COOLOFF_HOURS (a success resets the count).
 AUTHENTICATION_BACKENDS = [

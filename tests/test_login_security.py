@@ -148,6 +148,26 @@ def test_a_successful_sign_in_resets_the_count(client: Client, maria: User) -> N
     assert sign_in(client, "maria", PASSWORD).status_code == 302
 
 
+@pytest.mark.parametrize(
+    "next_url",
+    [
+        pytest.param("https://evil.example/phish", id="another-host"),
+        pytest.param("//evil.example/", id="scheme-relative"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_a_sign_in_with_an_unsafe_next_lands_on_the_workspace(
+    client: Client, maria: User, next_url: str
+) -> None:
+    response = client.post(
+        "/admin/login/", {"username": "maria", "password": PASSWORD, "next": next_url}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+    assert client.get(response["Location"]).status_code == 200
+
+
 # --- 3. sessions end after inactivity --------------------------------------------------------
 
 
