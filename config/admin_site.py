@@ -11,9 +11,11 @@ from typing import Any, TypeVar, cast
 from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import logout
 from django.core.exceptions import FieldDoesNotExist
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
 from django.template.response import TemplateResponse
+from django.urls import reverse
 
 from config.addresses import client_ip
 
@@ -53,6 +55,26 @@ class WorkspaceAdminSite(admin.AdminSite):
             self.login_form = None
             self.login_template = None
         return super().login(request, extra_context)
+
+    def password_change(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> Any:
+        """Django's page, with the old password counted as a sign-in (``config.lockout``).
+        When the guesses lock the account out, the session ends with them: whoever guesses
+        its password is not to go on using it."""
+        from django.contrib.auth.views import PasswordChangeView
+
+        from config.lockout import CountedPasswordChangeForm
+
+        request.current_app = self.name
+        response = PasswordChangeView.as_view(
+            form_class=functools.partial(CountedPasswordChangeForm, request=request),
+            success_url=reverse("admin:password_change_done", current_app=self.name),
+            extra_context={**self.each_context(request), **(extra_context or {})},
+        )(request)
+        if getattr(request, "axes_locked_out", False):
+            logout(request)  # django-axes' middleware then answers with the lockout page
+        return response
 
     def has_permission(self, request: HttpRequest) -> bool:
         if not super().has_permission(request):

@@ -150,16 +150,22 @@ LOGIN_URL = "admin:login"
 # Where a sign-in lands when its ?next= is missing or points elsewhere than this service: the
 # workspace (Django's default, /accounts/profile/, is no page here).
 LOGIN_REDIRECT_URL = "admin:index"
-# django-axes: after AXES_FAILURE_LIMIT failed sign-ins for one username from one address,
-# that pair is locked out for AXES_COOLOFF_HOURS (a success resets the count).
+# django-axes (config/lockout.py): after AXES_FAILURE_LIMIT failed sign-ins for one username
+# from one address, that pair is locked out for AXES_COOLOFF_HOURS (a success resets the
+# count); after AXES_ADDRESS_FAILURE_LIMIT failures from one address, whatever the usernames,
+# the address is. Wrong old passwords on the password change page count as failures too.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+AXES_HANDLER = "config.lockout.LockoutHandler"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_ADDRESS_FAILURE_LIMIT = env.int("AXES_ADDRESS_FAILURE_LIMIT", default=20)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# The client's address as every audit entry and limit decides it (NUM_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "config.lockout.lockout_address"
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 AXES_VERBOSE = False
 # Health data: a session ends after this many seconds without a request (each request
@@ -213,7 +219,8 @@ CSRF_COOKIE_SAMESITE = "Lax"
 # How many reverse proxies in front of the service append the address they saw to
 # X-Forwarded-For. 0 (default): REMOTE_ADDR is the visitor's address and the header is
 # ignored; 1: the last entry (the one the proxy added) is used; entries left of it are the
-# client's own claim and never trusted. Used by the pre-screening form's per-address limit.
+# client's own claim and never trusted. Used by the pre-screening form's per-address limit and
+# the sign-in lockout (config.addresses.client_ip).
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 # Largest request body Django reads into memory (form fields, not file uploads). The admin's
 # forms (trial texts, curation) stay far below it; the public form has a much lower limit of

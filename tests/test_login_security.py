@@ -168,6 +168,94 @@ def test_a_sign_in_with_an_unsafe_next_lands_on_the_workspace(
     assert client.get(response["Location"]).status_code == 200
 
 
+def test_one_address_trying_many_accounts_is_locked_out(client: Client, maria: User) -> None:
+    """Password spraying: a guess or two on every account stays under each account's limit,
+    so the address itself has a limit, over every account."""
+    per_account = settings.AXES_FAILURE_LIMIT - 1
+    accounts = -(-settings.AXES_ADDRESS_FAILURE_LIMIT // per_account)  # enough to reach it
+    tried = 0
+    for number in range(accounts):
+        for attempt in range(per_account):
+            if tried == settings.AXES_ADDRESS_FAILURE_LIMIT - 1:
+                break
+            failed = sign_in(client, f"user{number}", f"spring-2026-{attempt}")
+            assert failed.status_code == 200, (number, attempt)
+            tried += 1
+
+    locked = sign_in(client, "someone-else", "summer-2026")
+    assert locked.status_code == 429
+    assert "Sign-in locked" in locked.content.decode()
+    # The right password of an account never tried from there does not open it either ...
+    assert sign_in(client, "maria", PASSWORD).status_code == 429
+    assert not signed_in(client)
+    # ... while the same account signs in from another address.
+    elsewhere = Client(REMOTE_ADDR="10.20.30.40")
+    assert sign_in(elsewhere, "maria", PASSWORD).status_code == 302
+
+
+def test_the_lockout_counts_the_address_the_trusted_proxy_saw(settings: Any, maria: User) -> None:
+    """Behind a proxy every request comes from its address: the lockout counts the client's
+    (config.addresses.client_ip), not the proxy's, and not what the client writes itself."""
+    settings.NUM_PROXIES = 1
+
+    def through_proxy(forwarded_for: str, password: str) -> int:
+        client = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded_for)
+        return sign_in(client, "maria", password).status_code
+
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        # A made-up entry left of the one the proxy added changes nothing.
+        assert through_proxy(f"198.51.100.{attempt}, 203.0.113.7", "wrong") in (200, 429)
+    assert through_proxy("203.0.113.7", PASSWORD) == 429
+
+    # maria at her own desk, through the same proxy, is another address.
+    assert through_proxy("192.0.2.10", PASSWORD) == 302
+
+
+# --- 2b. the old password on the password change page ---------------------------------------
+
+PASSWORD_CHANGE_URL = "/admin/password_change/"
+
+
+def change_password(client: Client, old: str, new: str = "a brand new long passphrase") -> Any:
+    return client.post(
+        PASSWORD_CHANGE_URL,
+        {"old_password": old, "new_password1": new, "new_password2": new},
+    )
+
+
+def test_guesses_of_the_old_password_count_as_failed_sign_ins(client: Client, maria: User) -> None:
+    """Whoever holds a signed-in session must not get unlimited guesses at its password."""
+    assert sign_in(client, "maria", PASSWORD).status_code == 302
+    for attempt in range(settings.AXES_FAILURE_LIMIT - 1):
+        wrong = change_password(client, f"wrong guess {attempt}")
+        assert wrong.status_code == 200, attempt
+        assert "Your old password was entered incorrectly" in wrong.content.decode()
+
+    locked = change_password(client, "the last wrong guess")
+
+    assert locked.status_code == 429
+    assert "Sign-in locked" in locked.content.decode()
+    # The session is over, and the right old password changes nothing while locked.
+    assert not signed_in(client)
+    assert change_password(client, PASSWORD).status_code != 200
+    maria.refresh_from_db()
+    assert maria.check_password(PASSWORD)
+    # Signing in again is refused too: it is the same account from the same address.
+    assert sign_in(client, "maria", PASSWORD).status_code == 429
+
+
+def test_the_right_old_password_still_changes_it(client: Client, maria: User) -> None:
+    assert sign_in(client, "maria", PASSWORD).status_code == 302
+    assert change_password(client, "one wrong guess").status_code == 200
+
+    changed = change_password(client, PASSWORD)
+
+    assert changed.status_code == 302
+    assert changed["Location"] == "/admin/password_change/done/"
+    maria.refresh_from_db()
+    assert maria.check_password("a brand new long passphrase")
+
+
 # --- 3. sessions end after inactivity --------------------------------------------------------
 
 
