@@ -219,8 +219,8 @@ CSRF_COOKIE_SAMESITE = "Lax"
 # How many reverse proxies in front of the service append the address they saw to
 # X-Forwarded-For. 0 (default): REMOTE_ADDR is the visitor's address and the header is
 # ignored; 1: the last entry (the one the proxy added) is used; entries left of it are the
-# client's own claim and never trusted. Used by the pre-screening form's per-address limit and
-# the sign-in lockout (config.addresses.client_ip).
+# client's own claim and never trusted. Used by every per-address limit (the pre-screening form,
+# the sign-in lockout, the API) and the audit trail (config.addresses.client_ip).
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 # Largest request body Django reads into memory (form fields, not file uploads). The admin's
 # forms (trial texts, curation) stay far below it; the public form has a much lower limit of
@@ -380,15 +380,16 @@ AUDITLOG_DISABLE_REMOTE_ADDR = False
 
 # --- REST API (/api/v1/, schema at /api/schema/, docs at /api/docs/) ---------------------------
 # Systems authenticate with "Authorization: Token <key>" (manage.py create_api_token; stored
-# hashed, revocable), browsers with their admin session. Everything but the schema and its
-# docs requires authentication. Rates are "count/unit" (unit second, minute, hour or day),
-# counted per token (or user) and per client address for callers without credentials, in the
-# "default" cache: with several web processes that cache must be shared (Redis, CACHE_URL).
+# hashed, revocable), browsers with their admin session; either only while the account is
+# active staff. Everything but the schema and its docs requires authentication. Rates are
+# "count/unit" (unit second, minute, hour or day), counted per token (or user), and per client
+# address for callers without credentials and refused keys, in the "default" cache: with
+# several web processes that cache must be shared (Redis, CACHE_URL).
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # First, so that a request without credentials gets 401 with WWW-Authenticate: Token.
         "config.api_auth.HashedTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "config.api_auth.StaffSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -407,7 +408,7 @@ REST_FRAMEWORK = {
         "user": env.str("API_RATE_PER_TOKEN", default="1000/hour") or None,
         "anon": env.str("API_RATE_PER_IP", default="100/hour") or None,
     },
-    # 0: REMOTE_ADDR (X-Forwarded-For ignored), as for the pre-screening form's limit.
+    # Unused by our throttles (they count config.addresses.client_ip), kept equal for any other.
     "NUM_PROXIES": NUM_PROXIES,
     "EXCEPTION_HANDLER": "config.api_platform.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

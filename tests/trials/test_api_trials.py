@@ -28,7 +28,7 @@ def _fresh_throttles():
 
 @pytest.fixture
 def user() -> User:
-    return User.objects.create_user("reader", password="unused-pass-123456")
+    return User.objects.create_user("reader", password="unused-pass-123456", is_staff=True)
 
 
 @pytest.fixture
