@@ -388,6 +388,35 @@ def test_a_site_admin_manages_who_belongs_to_their_own_site_only(
     assert listed_patients(client_for(newcomer).get(LIST_URL)) == ["N-1"]
 
 
+def test_a_site_admin_is_offered_only_staff_they_may_manage_and_cannot_add_others(
+    sam: User, anna: User, root: User, north: Site, south: Site
+) -> None:
+    """Another site's staff are neither listed to a site admin nor accepted from one (a
+    crafted form); staff of no site yet are, so that a new account can join."""
+    olga = make_staff("olga", south)
+    newcomer = make_staff("nico")
+    client = client_for(sam)
+
+    page = client.get(change_url(north))
+    offered = {str(user) for user in page.context["adminform"].form.fields["coordinators"].queryset}
+    assert offered == {"anna", "nico", "sam"}
+    assert "olga" not in page.content.decode()
+    assert "root" not in page.content.decode()  # a superuser is no one's to manage
+
+    for stranger in (olga, root):
+        crafted = client.post(change_url(north), {"coordinators": [sam.pk, anna.pk, stranger.pk]})
+        assert crafted.status_code == 200, stranger
+        assert "coordinators" in crafted.context["adminform"].form.errors
+        assert set(north.coordinators.all()) == {sam, anna}
+    assert set(south.coordinators.all()) == {olga}
+
+    # A superuser still picks from every staff account.
+    everyone = client_for(root).get(change_url(north))
+    listed = everyone.context["adminform"].form.fields["coordinators"].queryset
+    assert {str(user) for user in listed} == {"anna", "nico", "olga", "root", "sam"}
+    assert newcomer in listed
+
+
 def test_a_superuser_sees_and_changes_every_site(root: User, north: Site, south: Site) -> None:
     client = client_for(root)
 
