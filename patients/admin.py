@@ -336,6 +336,12 @@ class PatientAdmin(admin.ModelAdmin):
             initial["site"] = next(iter(own))
         return initial
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        # A patient's matches are derived from it and never deleted on their own (read only in
+        # the queue): they go with the patient, on the patient's delete permission.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, perms_needed - {str(models.Match._meta.verbose_name)}, protected
+
     # --- the list -------------------------------------------------------------------------
 
     def get_changelist_instance(self, request: HttpRequest) -> Any:

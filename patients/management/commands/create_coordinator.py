@@ -40,7 +40,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--site-admin",
             action="store_true",
-            help="Also add and remove patients, manage site members and start syncs.",
+            help="Also add patients, manage site members and start syncs.",
         )
         parser.add_argument(
             "--if-missing",
