@@ -2,9 +2,10 @@
 
 Systems send ``Authorization: Token <key>`` with a key from ``manage.py create_api_token``;
 the key is looked up by its SHA-256 (``patients.models.ApiToken``), never stored in clear.
-A browser signed in to the admin uses its session instead. Either way the account must be an
-active staff account (``may_use_api``) at every request: deactivating an account or taking its
-staff status away ends its keys and sessions at once, as it closes the admin to it.
+A browser signed in to the admin uses its session instead, once its sign-in is complete
+(two-factor, ``config.two_factor``). Either way the account must be an active staff account
+(``may_use_api``) at every request: deactivating an account or taking its staff status away
+ends its keys and sessions at once, as it closes the admin to it.
 
 A refused key counts against its address's allowance for callers without credentials
 (``AnonIPRateThrottle``), so keys cannot be guessed faster than that rate.
@@ -79,12 +80,19 @@ class HashedTokenAuthentication(BaseAuthentication):
 
 
 class StaffSessionAuthentication(SessionAuthentication):
-    """The admin's session, for as long as its account may use the API (``may_use_api``);
-    otherwise the request has no credentials."""
+    """The admin's session, for as long as its account may use the API (``may_use_api``) and
+    as far as the workspace itself would open to it: a sign-in the second factor has not
+    completed (``config.two_factor``) is no sign-in here either. Otherwise the request has no
+    credentials."""
 
     def authenticate(self, request: Request) -> tuple[Any, None] | None:
+        from config import two_factor
+
         authenticated = super().authenticate(request)
-        if authenticated is None or not may_use_api(authenticated[0]):
+        if authenticated is None:
+            return None
+        user = authenticated[0]
+        if not may_use_api(user) or not two_factor.satisfied(user):
             return None
         return authenticated
 

@@ -173,9 +173,24 @@ AXES_VERBOSE = False
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
-# Two-factor sign-in (TOTP apps) for the admin; devices are added under "TOTP devices".
-ADMIN_REQUIRE_OTP = env.bool("ADMIN_REQUIRE_OTP", default=False)
+# Two-factor sign-in (config/two_factor.py): a code from an authenticator app (TOTP) besides
+# the password. Superusers and site admins always; coordinators too unless
+# TWO_FACTOR_COORDINATORS=0, since they read and change the same identifiable health data of
+# their sites' patients as a site admin does (switch it off only where coordinators sign in
+# through another second factor, such as the hospital's VPN). An account without a device is
+# sent to enrol at its first sign-in and can use nothing else until then.
+TWO_FACTOR_COORDINATORS = env.bool("TWO_FACTOR_COORDINATORS", default=True)
+# For the local demo (`make run` sets it): passwords alone, with DEBUG on only.
+TWO_FACTOR_DEBUG_WAIVER = env.bool("TWO_FACTOR_DEBUG_WAIVER", default=False)
+if TWO_FACTOR_DEBUG_WAIVER and not DEBUG:
+    raise ImproperlyConfigured(
+        "TWO_FACTOR_DEBUG_WAIVER is for the local demo only (DEBUG=1): unset it; "
+        "staff then enrol an authenticator app at their next sign-in."
+    )
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Trial matching")
+# An account's key is shown once, to that account, on the enrolment page: never in the admin
+# (TOTP devices), so that no one can make another account's codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en"

@@ -4,13 +4,14 @@ and run with no CSP violation, and a violation, when there is one, is seen by th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
-from patients.models import Patient
-from tests.browser.conftest import Account, DemoData, log_in
+from patients.models import Patient, Site
+from tests.browser.conftest import Account, DemoData, log_in, new_site_admin, submit_login
 from trials.models import Trial
 
 MATTERHORN = "NCT04592913"  # flagged for EX1 in the demo data
@@ -106,6 +107,23 @@ def test_the_public_form_raises_no_csp_violation(page: Page, violations: Violati
     visit(page, violations, "/prescreen/")
     visit(page, violations, "/prescreen/step/1/")
     expect(page.locator("form").first).to_be_visible()
+
+
+def test_the_two_factor_pages_raise_no_csp_violation(
+    page: Page, violations: Violations, site_a: Site
+) -> None:
+    """The sign-in form with its code field, and the enrolment page with its QR code (an
+    image from a data: address)."""
+    visit(page, violations, "/admin/login/?next=/admin/")
+    expect(page.get_by_label("Authenticator code")).to_be_visible()
+    account = new_site_admin(site_a)
+    submit_login(page, account.username, account.password)
+
+    visit(page, violations, "/admin/two-factor/?next=/admin/")
+    qr_code = page.get_by_role("img", name=re.compile("QR code"))
+    expect(qr_code).to_be_visible()
+    assert qr_code.evaluate("image => image.complete && image.naturalWidth > 0")
+    violations.assert_none("the enrolment page")
 
 
 @pytest.mark.parametrize("docs", ["/api/redoc/", "/api/docs/"])
