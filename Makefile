@@ -22,8 +22,11 @@ $(VENV)/.dev-installed: requirements/base.txt requirements/dev.txt | $(BIN)/pyth
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/base.txt -r requirements/dev.txt
 	touch $@
 
-## run: migrate, prepare the demo and start web + Celery worker + beat (Ctrl-C stops all)
+## run: migrate, prepare the demo and start web + Celery worker + beat (Ctrl-C stops all).
+## The demo accounts sign in with their passwords alone (TWO_FACTOR_DEBUG_WAIVER, which the
+## settings accept with DEBUG=1 only); `make run TWO_FACTOR_DEBUG_WAIVER=0` tries two-factor.
 run: export DEBUG ?= 1
+run: export TWO_FACTOR_DEBUG_WAIVER ?= 1
 run: $(VENV)/.base-installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap_demo --url http://127.0.0.1:$(PORT)

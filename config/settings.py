@@ -150,16 +150,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
-# django-axes: after AXES_FAILURE_LIMIT failed sign-ins for one username from one address,
-# that pair is locked out for AXES_COOLOFF_HOURS (a success resets the count).
+# Where a sign-in lands when its ?next= is missing or points elsewhere than this service: the
+# workspace (Django's default, /accounts/profile/, is no page here).
+LOGIN_REDIRECT_URL = "admin:index"
+# django-axes (config/lockout.py): after AXES_FAILURE_LIMIT failed sign-ins for one username
+# from one address, that pair is locked out for AXES_COOLOFF_HOURS (a success resets the
+# count); after AXES_ADDRESS_FAILURE_LIMIT failures from one address, whatever the usernames,
+# the address is. Wrong old passwords on the password change page count as failures too.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+AXES_HANDLER = "config.lockout.LockoutHandler"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_ADDRESS_FAILURE_LIMIT = env.int("AXES_ADDRESS_FAILURE_LIMIT", default=20)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# The client's address as every audit entry and limit decides it (NUM_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "config.lockout.lockout_address"
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 AXES_VERBOSE = False
 # Health data: a session ends after this many seconds without a request (each request
@@ -171,9 +180,24 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 # PRESCREEN_SESSION_IDLE_TIMEOUT instead, as the form's privacy notice promises.
 SESSION_ENGINE = "config.sessions"
 PRESCREEN_SESSION_IDLE_TIMEOUT = env.int("PRESCREEN_SESSION_IDLE_TIMEOUT", default=30 * 60)
-# Two-factor sign-in (TOTP apps) for the admin; devices are added under "TOTP devices".
-ADMIN_REQUIRE_OTP = env.bool("ADMIN_REQUIRE_OTP", default=False)
+# Two-factor sign-in (config/two_factor.py): a code from an authenticator app (TOTP) besides
+# the password. Superusers and site admins always; coordinators too unless
+# TWO_FACTOR_COORDINATORS=0, since they read and change the same identifiable health data of
+# their sites' patients as a site admin does (switch it off only where coordinators sign in
+# through another second factor, such as the hospital's VPN). An account without a device is
+# sent to enrol at its first sign-in and can use nothing else until then.
+TWO_FACTOR_COORDINATORS = env.bool("TWO_FACTOR_COORDINATORS", default=True)
+# For the local demo (`make run` sets it): passwords alone, with DEBUG on only.
+TWO_FACTOR_DEBUG_WAIVER = env.bool("TWO_FACTOR_DEBUG_WAIVER", default=False)
+if TWO_FACTOR_DEBUG_WAIVER and not DEBUG:
+    raise ImproperlyConfigured(
+        "TWO_FACTOR_DEBUG_WAIVER is for the local demo only (DEBUG=1): unset it; "
+        "staff then enrol an authenticator app at their next sign-in."
+    )
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Trial matching")
+# An account's key is shown once, to that account, on the enrolment page: never in the admin
+# (TOTP devices), so that no one can make another account's codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -217,7 +241,8 @@ CSRF_COOKIE_SAMESITE = "Lax"
 # How many reverse proxies in front of the service append the address they saw to
 # X-Forwarded-For. 0 (default): REMOTE_ADDR is the visitor's address and the header is
 # ignored; 1: the last entry (the one the proxy added) is used; entries left of it are the
-# client's own claim and never trusted. Used by the pre-screening form's per-address limit.
+# client's own claim and never trusted. Used by every per-address limit (the pre-screening form,
+# the sign-in lockout, the API) and the audit trail (config.addresses.client_ip).
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 # Largest request body Django reads into memory (form fields, not file uploads). The admin's
 # forms (trial texts, curation) stay far below it; the public form has a much lower limit of
@@ -280,6 +305,11 @@ LOGGING: dict[str, Any] = {
         "axes": {"level": "ERROR"},
     },
 }
+
+# --- FHIR import ------------------------------------------------------------------------------
+# Identifier systems that hold this site's MRN, most trusted first: used when no identifier of
+# a Patient is typed MR (patients/fhir.py medical_record_number).
+FHIR_MRN_SYSTEMS = env.list("FHIR_MRN_SYSTEMS", default=[])
 
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -386,15 +416,16 @@ AUDITLOG_DISABLE_REMOTE_ADDR = False
 
 # --- REST API (/api/v1/, schema at /api/schema/, docs at /api/docs/) ---------------------------
 # Systems authenticate with "Authorization: Token <key>" (manage.py create_api_token; stored
-# hashed, revocable), browsers with their admin session. Everything but the schema and its
-# docs requires authentication. Rates are "count/unit" (unit second, minute, hour or day),
-# counted per token (or user) and per client address for callers without credentials, in the
-# "default" cache: with several web processes that cache must be shared (Redis, CACHE_URL).
+# hashed, revocable), browsers with their admin session; either only while the account is
+# active staff. Everything but the schema and its docs requires authentication. Rates are
+# "count/unit" (unit second, minute, hour or day), counted per token (or user), and per client
+# address for callers without credentials and refused keys, in the "default" cache: with
+# several web processes that cache must be shared (Redis, CACHE_URL).
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # First, so that a request without credentials gets 401 with WWW-Authenticate: Token.
         "config.api_auth.HashedTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "config.api_auth.StaffSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -413,7 +444,7 @@ REST_FRAMEWORK = {
         "user": env.str("API_RATE_PER_TOKEN", default="1000/hour") or None,
         "anon": env.str("API_RATE_PER_IP", default="100/hour") or None,
     },
-    # 0: REMOTE_ADDR (X-Forwarded-For ignored), as for the pre-screening form's limit.
+    # Unused by our throttles (they count config.addresses.client_ip), kept equal for any other.
     "NUM_PROXIES": NUM_PROXIES,
     "EXCEPTION_HANDLER": "config.api_platform.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

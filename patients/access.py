@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from django.db.models import Model, QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Model, Q, QuerySet
 
 from patients.models import Patient, Site
 
@@ -51,6 +52,20 @@ def patients_for(user: Any, queryset: QuerySet[Patient] | None = None) -> QueryS
 def sites_for(user: Any) -> QuerySet[Site]:
     allowed = site_ids(user)
     return Site.objects.all() if allowed is None else Site.objects.filter(pk__in=allowed)
+
+
+def manageable_staff(user: Any) -> QuerySet[Any]:
+    """The staff accounts ``user`` may place in or take out of their sites: every staff
+    account for a superuser; otherwise the staff of the user's own sites, and staff accounts
+    of no site yet (new ones, waiting to join), superusers excepted. Another site's staff are
+    never among them."""
+    staff = get_user_model().objects.filter(is_staff=True)
+    allowed = site_ids(user)
+    if allowed is None:
+        return staff
+    return staff.filter(
+        Q(coordinator_sites__in=allowed) | Q(coordinator_sites__isnull=True, is_superuser=False)
+    ).distinct()
 
 
 def can_see_patient(user: Any, patient: Patient) -> bool:

@@ -15,7 +15,6 @@ from typing import Any
 from auditlog.admin import LogEntryAdmin
 from auditlog.models import LogEntry
 from django.contrib import admin
-from django.contrib.auth import get_user_model
 from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -25,7 +24,14 @@ from django.utils.html import format_html, format_html_join
 
 from config.addresses import client_ip
 from patients import models
-from patients.access import narrow, patients_for, sees_all, site_ids, sites_for
+from patients.access import (
+    manageable_staff,
+    narrow,
+    patients_for,
+    sees_all,
+    site_ids,
+    sites_for,
+)
 from patients.audit import record_access
 from patients.exports import derived_facts
 from patients.facts import patient_facts, with_facts
@@ -191,7 +197,9 @@ class SurgeryInline(FactInline):
 @admin.register(models.Site)
 class SiteAdmin(admin.ModelAdmin):
     """Sites and who looks after them. A coordinator sees their own sites; a site admin also
-    changes who belongs to them; only a superuser adds sites or changes their details."""
+    changes who belongs to them, choosing among the staff they may manage
+    (``patients.access.manageable_staff``); only a superuser adds sites or changes their
+    details."""
 
     list_display = ("name", "code", "postal_code", "country", "coordinator_names", "patients")
     search_fields = ("name", "code")
@@ -224,7 +232,9 @@ class SiteAdmin(admin.ModelAdmin):
 
     def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "coordinators":
-            kwargs["queryset"] = get_user_model().objects.filter(is_staff=True).order_by("username")
+            # The choices and what the form accepts: a member outside them is refused as an
+            # invalid choice, whatever the form posted.
+            kwargs["queryset"] = manageable_staff(request.user).order_by("username")
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     @admin.display(description="coordinators")
@@ -335,6 +345,12 @@ class PatientAdmin(admin.ModelAdmin):
         if "site" not in initial and own is not None and len(own) == 1:
             initial["site"] = next(iter(own))
         return initial
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        # A patient's matches are derived from it and never deleted on their own (read only in
+        # the queue): they go with the patient, on the patient's delete permission.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, perms_needed - {str(models.Match._meta.verbose_name)}, protected
 
     # --- the list -------------------------------------------------------------------------
 

@@ -2,8 +2,12 @@
 
 * coordinator: reads and edits their sites' patients and facts, works the review queue
   (statuses, assignees, notes), reads trials and curates their criteria, reads sync runs.
-* site admin: a coordinator who also adds and removes patients, manages who belongs to the
-  sites and starts a registry sync.
+* site admin: a coordinator who also adds patients, manages who belongs to the sites and
+  starts a registry sync.
+
+Deleting a patient is left to superusers: it also deletes the patient's matches and whole
+review history (contacts, consents, enrolment, notes), which a trial site may have to keep, and
+the audit trail then holds only who deleted it.
 
 Which patients either sees is decided by site membership (``patients.access``), not here.
 """
@@ -48,7 +52,7 @@ COORDINATOR: dict[str, tuple[str, ...]] = {
 }
 SITE_ADMIN: dict[str, tuple[str, ...]] = {
     **COORDINATOR,
-    "patients.patient": ("view", "add", "change", "delete"),
+    "patients.patient": ("view", "add", "change"),
     "patients.site": ("view", "change"),
     "trials.syncrun": ("view", "add"),
     "trials.trial": ("view", "change"),

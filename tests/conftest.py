@@ -82,6 +82,19 @@ def default_queue_worker() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _force_login_signs_in_fully() -> Iterator[None]:
+    """Staff must give an authenticator code at sign-in (config.two_factor): a test's
+    ``force_login`` is a complete sign-in, the second factor included (tests/two_factor.py)."""
+    from django.test import Client
+
+    from tests.two_factor import force_login_verified
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Client, "force_login", force_login_verified)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> None:
     """Each test starts with an empty cache: API throttles and form rate limits count there."""

@@ -8,6 +8,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from tests.two_factor import enrol
+
 
 @pytest.mark.django_db
 def test_create_coordinator_writes_a_generated_password(tmp_path: Path) -> None:
@@ -57,4 +59,7 @@ def test_anonymous_visitor_is_sent_to_login_and_coordinator_gets_in(
     )
 
     assert answer.status_code == 302, answer.content[:500]
+    # First the authenticator app (two-factor sign-in), then the workspace.
+    assert client.get("/admin/")["Location"] == "/admin/two-factor/?next=/admin/"
+    enrol(client)
     assert client.get("/admin/").status_code == 200

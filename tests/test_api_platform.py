@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.contrib.staticfiles import finders
 from django.core.cache import cache
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 from drf_spectacular.drainage import GENERATOR_STATS
 from drf_spectacular.generators import SchemaGenerator
@@ -32,7 +32,8 @@ def _fresh_throttles():
 
 @pytest.fixture
 def user() -> User:
-    return User.objects.create_user("ehr-bridge", password="unused-pass-123456")
+    """The account a hospital system's token acts as: staff, like every account of the API."""
+    return User.objects.create_user("ehr-bridge", password="unused-pass-123456", is_staff=True)
 
 
 def token_client(key: str) -> APIClient:
@@ -108,6 +109,78 @@ def test_token_of_inactive_user_is_refused(user: User) -> None:
     user.is_active = False
     user.save()
     assert_error(token_client(key).get(TRIALS), 401)
+
+
+def test_token_of_a_user_who_lost_staff_status_is_refused(user: User) -> None:
+    """Taking staff status away closes the workspace to an account: its keys stop too."""
+    _, key = ApiToken.issue(user, "EHR")
+    assert token_client(key).get(TRIALS).status_code == 200
+    user.is_staff = False
+    user.save()
+
+    response = token_client(key).get(TRIALS)
+
+    assert_error(response, 401, "authentication_failed")
+    assert response["WWW-Authenticate"] == "Token"
+
+
+def test_session_of_a_user_who_lost_staff_status_is_refused(user: User) -> None:
+    client = APIClient()
+    client.force_login(user)
+    assert client.get(TRIALS).status_code == 200
+    User.objects.filter(pk=user.pk).update(is_staff=False)
+
+    assert_error(client.get(TRIALS), 401, "not_authenticated")
+
+
+def test_create_api_token_refuses_an_account_without_staff_status(user: User) -> None:
+    User.objects.create_user("visitor", password="unused-pass-123456")
+
+    with pytest.raises(CommandError, match="No active staff account"):
+        call_command("create_api_token", "visitor", stdout=io.StringIO(), stderr=io.StringIO())
+    assert not ApiToken.objects.exists()
+
+
+def test_refused_tokens_are_throttled_per_address(user: User, settings) -> None:
+    """Keys cannot be tried faster than callers without credentials may call: a refused key
+    counts against its address's allowance (API_RATE_PER_IP), and past it is a 429."""
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"user": "100/minute", "anon": "3/minute"},
+    }
+    for attempt in range(3):
+        guess = token_client(f"tm_guess-{attempt}").get(TRIALS)
+        assert_error(guess, 401, "authentication_failed")
+
+    refused = token_client("tm_guess-4").get(TRIALS)
+
+    assert_error(refused, 429, "throttled")
+    assert int(refused["Retry-After"]) > 0
+    # One allowance per address for every caller without valid credentials ...
+    assert_error(APIClient().get("/api/schema/?format=json"), 429, "throttled")
+    # ... not for a valid key, nor for another address.
+    _, key = ApiToken.issue(user, "EHR")
+    assert token_client(key).get(TRIALS).status_code == 200
+    elsewhere = APIClient(REMOTE_ADDR="192.0.2.7")
+    elsewhere.credentials(HTTP_AUTHORIZATION="Token tm_guess-5")
+    assert_error(elsewhere.get(TRIALS), 401, "authentication_failed")
+
+
+def test_the_per_address_allowance_counts_the_address_client_ip_decides(settings) -> None:
+    """With two proxies, a request carrying a single X-Forwarded-For entry did not come
+    through both: the entry is the client's own claim, and REMOTE_ADDR is counted."""
+    settings.NUM_PROXIES = 2
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "NUM_PROXIES": 2,
+        "DEFAULT_THROTTLE_RATES": {"user": "100/minute", "anon": "2/minute"},
+    }
+    schema = "/api/schema/?format=json"
+    statuses = [
+        APIClient().get(schema, HTTP_X_FORWARDED_FOR=f"198.51.100.{n}").status_code
+        for n in range(3)
+    ]
+    assert statuses == [200, 200, 429]
 
 
 def test_token_is_hashed_at_rest(user: User) -> None:
@@ -273,17 +346,36 @@ def test_schema_names_the_patient_documents_and_the_errors() -> None:
 
 
 @pytest.mark.parametrize("page", ["/api/docs/", "/api/redoc/"])
-def test_docs_pages_use_local_static_files_only(page: str) -> None:
+def test_docs_pages_use_local_files_only(page: str) -> None:
     response = APIClient().get(page)
     assert response.status_code == 200
     html = response.content.decode()
     assert "cdn" not in html.lower()
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
     assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
-    static = [url for url in assets if url.startswith("/static/")]
-    assert static
-    for url in static:
-        assert finders.find(url.removeprefix("/static/")), url
+    assert assets
+    for url in assets:
+        if url.startswith("/static/"):
+            assert finders.find(url.removeprefix("/static/")), url
+        else:
+            assert APIClient().get(url.replace("&amp;", "&")).status_code == 200, url
+
+
+def test_the_redoc_bundle_is_served_from_here_without_its_cdn_logo() -> None:
+    html = APIClient().get("/api/redoc/").content.decode()
+    assert '<script src="/api/redoc/redoc.standalone.js">' in html
+    client = APIClient()
+
+    response = client.get("/api/redoc/redoc.standalone.js")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/javascript")
+    bundle = response.content
+    assert b"Redoc" in bundle
+    assert b"cdn.redoc.ly" not in bundle
+    # The same bytes again cost nothing: the browser's copy is confirmed (304).
+    again = client.get("/api/redoc/redoc.standalone.js", HTTP_IF_NONE_MATCH=response["ETag"])
+    assert again.status_code == 304
 
 
 def test_swagger_ui_script_is_served_from_here() -> None:

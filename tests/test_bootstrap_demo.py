@@ -13,6 +13,7 @@ from django.test import Client
 from patients.access import COORDINATOR_GROUP, patients_for
 from patients.models import Patient, Site
 from tests.fakes.ctgov_server import FakeCtgovServer, load_recorded_studies
+from tests.two_factor import enrol
 from trials.models import SyncRun, Trial
 from trials.services import bundled_snapshot_paths
 
@@ -53,8 +54,13 @@ def test_offline_loads_the_bundled_snapshot_and_prints_the_login(demo_settings: 
 def test_the_demo_coordinator_signs_in_and_looks_after_the_demo_patients(
     demo_settings: Any,
 ) -> None:
+    """As ``make run`` starts it: DEBUG on and two-factor sign-in waived for the demo."""
+    demo_settings.DEBUG = True
+    demo_settings.TWO_FACTOR_DEBUG_WAIVER = True
     demo_settings.CTGOV_BASE_URL = "http://127.0.0.1:9/api/v2"
-    call_command("bootstrap_demo", stdout=StringIO())
+    out = StringIO()
+    call_command("bootstrap_demo", stdout=out)
+    assert "Two-factor sign-in: waived for this local demo" in out.getvalue()
     password = (demo_settings.VAR_DIR / "coordinator-password.txt").read_text().strip()
     assert (demo_settings.VAR_DIR / "coordinator-password.txt").stat().st_mode & 0o077 == 0
 
@@ -72,6 +78,23 @@ def test_the_demo_coordinator_signs_in_and_looks_after_the_demo_patients(
         "/admin/login/?next=/admin/", {"username": "coordinator", "password": password}
     )
     assert answer.status_code == 302, answer.content[:500]
+    assert client.get("/admin/").status_code == 200
+
+
+def test_without_the_waiver_the_demo_accounts_enrol_at_their_first_sign_in(
+    demo_settings: Any,
+) -> None:
+    demo_settings.CTGOV_BASE_URL = "http://127.0.0.1:9/api/v2"
+    out = StringIO()
+    call_command("bootstrap_demo", stdout=out)
+    assert "each account sets up an authenticator app" in out.getvalue()
+    password = (demo_settings.VAR_DIR / "admin-password.txt").read_text().strip()
+
+    client = Client()
+    client.post("/admin/login/?next=/admin/", {"username": "admin", "password": password})
+
+    assert client.get("/admin/")["Location"] == "/admin/two-factor/?next=/admin/"
+    enrol(client)
     assert client.get("/admin/").status_code == 200
 
 

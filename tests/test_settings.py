@@ -20,6 +20,8 @@ CONFIG_ENV = (
     "EMAIL_URL",
     "CTGOV_BASE_URL",
     "CACHE_URL",
+    "TWO_FACTOR_COORDINATORS",
+    "TWO_FACTOR_DEBUG_WAIVER",
 )
 PRINT_SETTINGS = """
 import json, django
@@ -41,6 +43,8 @@ print(json.dumps({
     "ctgov": s.CTGOV_BASE_URL,
     "ssl_redirect": s.SECURE_SSL_REDIRECT,
     "session_cookie_secure": s.SESSION_COOKIE_SECURE,
+    "two_factor_coordinators": s.TWO_FACTOR_COORDINATORS,
+    "two_factor_waiver": s.TWO_FACTOR_DEBUG_WAIVER,
 }))
 """
 
@@ -114,6 +118,16 @@ def test_services_are_taken_from_the_environment(tmp_path: Path) -> None:
         ),
         ({"DEBUG": "0", "SECRET_KEY": "short"}, "SECRET_KEY must be set"),
         ({"DEBUG": "0", "SECRET_KEY": "x" * 50}, "ALLOWED_HOSTS must list"),
+        # The demo's passwords-only sign-in never outside DEBUG.
+        (
+            {
+                "DEBUG": "0",
+                "SECRET_KEY": "x" * 50,
+                "ALLOWED_HOSTS": "trials.example.org",
+                "TWO_FACTOR_DEBUG_WAIVER": "1",
+            },
+            "TWO_FACTOR_DEBUG_WAIVER is for the local demo only",
+        ),
     ],
 )
 def test_production_refuses_unsafe_defaults(
@@ -134,3 +148,6 @@ def test_production_settings_are_secure(tmp_path: Path) -> None:
     assert loaded["allowed_hosts"] == ["trials.example.org"]
     assert loaded["ssl_redirect"] is True
     assert loaded["session_cookie_secure"] is True
+    # Two-factor sign-in for every staff role, coordinators included.
+    assert loaded["two_factor_coordinators"] is True
+    assert loaded["two_factor_waiver"] is False

@@ -13,11 +13,13 @@ Fixtures:
   (``TEST_ARTIFACTS_DIR``, default ``test-artifacts/`` at the project root).
 * ``site_a`` (code "default", where imported patients go), ``site_b`` ("north"), and the
   accounts ``superuser``, ``coordinator_a``, ``coordinator_b`` (an ``Account``: username,
-  password, user); coordinators are in the "coordinator" group and their site.
+  password, user, and the authenticator device each has set up, since every role signs in with
+  a code); coordinators are in the "coordinator" group and their site.
 * ``demo_data``: recorded real registry records and the example FHIR patients, matched, so
   that the review queue has flagged pairs at both sites (see ``DemoData``).
-* ``log_in(page, account)`` / ``submit_login(page, username, password)``: through the real
-  sign-in form (django-axes watches it, so ``client.login()`` is not an option).
+* ``log_in(page, account)`` / ``submit_login(page, username, password, code=...)``: through
+  the real sign-in form, with the account's current authenticator code (django-axes watches
+  the form, so ``client.login()`` is not an option).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwr
 from pytest_django.live_server_helper import LiveServer
 
 from patients import matching
-from patients.access import COORDINATOR_GROUP
+from patients.access import COORDINATOR_GROUP, SITE_ADMIN_GROUP
 from patients.fhir import read_bundle
 from patients.models import Match, Site, Source
 from patients.roles import ensure_groups
@@ -50,6 +52,7 @@ from patients.services import default_site, import_patient_files, patient_upsert
 from tests.fakes.ctgov_server import load_recorded_studies, nct_id_of
 from tests.patients.conftest import EXAMPLES, FHIR_DATA
 from tests.trials.conftest import CTGOV_DATA
+from tests.two_factor import add_device, current_code
 from trials import services
 from trials.criteria import refresh_stale_criteria
 from trials.models import SyncRun, Trial
@@ -185,20 +188,27 @@ class Account:
     username: str
     password: str
     user: AbstractBaseUser
+    device: Any = None  # the authenticator (django-otp TOTPDevice) the account set up
 
 
-def submit_login(page: Page, username: str, password: str, *, next_url: str = "/admin/") -> None:
+def submit_login(
+    page: Page, username: str, password: str, *, code: str = "", next_url: str = "/admin/"
+) -> None:
     """Fill in and send the admin sign-in form; waits for the answer, whatever it is."""
     page.goto(f"/admin/login/?next={next_url}")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
+    if code:
+        page.get_by_label("Authenticator code").fill(code)
     with page.expect_navigation():
         page.get_by_role("button", name="Log in").click()
 
 
 def log_in(page: Page, account: Account, *, next_url: str = "/admin/") -> None:
-    """Sign in through the form as ``account``; fails unless it lands past the login page."""
-    submit_login(page, account.username, account.password, next_url=next_url)
+    """Sign in through the form as ``account``, with the code its authenticator shows now;
+    fails unless it lands past the login page."""
+    code = current_code(account.device) if account.device is not None else ""
+    submit_login(page, account.username, account.password, code=code, next_url=next_url)
     expect(page).not_to_have_url(re.compile(r"/admin/login/"))
     expect(page.locator("#user-tools")).to_contain_text(account.username)
 
@@ -242,7 +252,16 @@ def make_account(
         user.groups.add(Group.objects.get(name=COORDINATOR_GROUP))
     for site in sites:
         site.coordinators.add(user)
-    return Account(username, password, user)
+    return Account(username, password, user, add_device(user))
+
+
+def new_site_admin(site: Site) -> Account:
+    """A site admin of ``site`` who has not set up an authenticator yet (a new account)."""
+    account = make_account("site-admin-a", sites=(site,))
+    account.device.delete()
+    user: Any = account.user
+    user.groups.set([Group.objects.get(name=SITE_ADMIN_GROUP)])
+    return Account(account.username, account.password, account.user)
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, Route
 
-from patients.models import Patient
+from patients.models import Patient, Site
 from tests.browser import axe
 from tests.browser.axe import assert_no_violations, axe_violations, describe_violations
-from tests.browser.conftest import Account, DemoData, log_in
+from tests.browser.conftest import Account, DemoData, log_in, new_site_admin, submit_login
 from trials.models import Trial
 
 MATTERHORN = "NCT04592913"  # perioperative durvalumab + FLOT: flagged for EX1 at site A
@@ -65,6 +65,18 @@ def test_coordinator_pages_have_no_serious_or_critical_violations(
         describe_violations(rules, where=f" on the {name} page at {width} px")
         for name, rules in failing.items()
     )
+
+
+def test_the_two_factor_enrolment_page_has_no_serious_or_critical_violations(
+    page: Page, site_a: Site, screenshot: Shoot
+) -> None:
+    account = new_site_admin(site_a)
+    submit_login(page, account.username, account.password)
+    page.wait_for_load_state("load")
+
+    assert "/admin/two-factor/" in page.url
+    screenshot(page, "a11y-two-factor-enrol")
+    assert_no_violations(page)
 
 
 # --- the helper ----------------------------------------------------------------------------

@@ -1,16 +1,17 @@
 """The Content-Security-Policy in a real browser: the workspace's pages (sign-in, dashboard,
-queue, match page, patient and site forms) and the public form load and run with no CSP
-violation, and a violation, when there is one, is seen by these tests."""
+queue, match page, patient and site forms), the public form and the API documentation load
+and run with no CSP violation, and a violation, when there is one, is seen by these tests."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
-from patients.models import Patient
-from tests.browser.conftest import Account, DemoData, log_in
+from patients.models import Patient, Site
+from tests.browser.conftest import Account, DemoData, log_in, new_site_admin, submit_login
 from trials.models import Trial
 
 MATTERHORN = "NCT04592913"  # flagged for EX1 in the demo data
@@ -106,6 +107,45 @@ def test_the_public_form_raises_no_csp_violation(page: Page, violations: Violati
     visit(page, violations, "/prescreen/")
     visit(page, violations, "/prescreen/step/1/")
     expect(page.locator("form").first).to_be_visible()
+
+
+def test_the_two_factor_pages_raise_no_csp_violation(
+    page: Page, violations: Violations, site_a: Site
+) -> None:
+    """The sign-in form with its code field, and the enrolment page with its QR code (an
+    image from a data: address)."""
+    visit(page, violations, "/admin/login/?next=/admin/")
+    expect(page.get_by_label("Authenticator code")).to_be_visible()
+    account = new_site_admin(site_a)
+    submit_login(page, account.username, account.password)
+
+    visit(page, violations, "/admin/two-factor/?next=/admin/")
+    qr_code = page.get_by_role("img", name=re.compile("QR code"))
+    expect(qr_code).to_be_visible()
+    assert qr_code.evaluate("image => image.complete && image.naturalWidth > 0")
+    violations.assert_none("the enrolment page")
+
+
+@pytest.mark.parametrize("docs", ["/api/redoc/", "/api/docs/"])
+def test_the_api_documentation_renders_with_no_request_elsewhere(
+    page: Page, violations: Violations, docs: str
+) -> None:
+    """Redoc and Swagger UI draw the whole schema from this server: no CSP violation, and
+    (the ``page`` fixture) no request to another host, such as Redoc's logo from its CDN."""
+    requested: list[str] = []
+    page.on("request", lambda sent: requested.append(sent.url))
+
+    visit(page, violations, docs)
+
+    if docs == "/api/redoc/":
+        # The side menu, with Redoc's credit at its foot, is drawn once the schema is read.
+        expect(page.get_by_role("link", name="API docs by Redocly")).to_be_visible()
+        expect(page.locator("h1").first).to_contain_text("Trial matching API")
+    else:
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("Trial matching API")
+    page.wait_for_load_state("networkidle")
+    violations.assert_none(docs)
+    assert any("/api/schema/" in url for url in requested), requested
 
 
 def test_a_violation_would_be_seen(page: Page, violations: Violations) -> None:

@@ -11,7 +11,16 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Account, DemoData, log_in, log_out, submit_login
+from patients.models import Site
+from tests.browser.conftest import (
+    Account,
+    DemoData,
+    log_in,
+    log_out,
+    new_site_admin,
+    submit_login,
+)
+from tests.two_factor import code_from_key
 
 LOGIN = re.compile(r"/admin/login/\?next=")
 
@@ -55,6 +64,30 @@ def test_wrong_password_locks_the_account_out_even_for_the_right_one(
     expect(page.get_by_role("heading", name="Sign-in locked")).to_be_visible()
     page.goto("/admin/")
     expect(page).to_have_url(LOGIN)
+
+
+def test_a_site_admin_without_an_authenticator_sets_one_up_before_the_workspace(
+    page: Page, site_a: Site, screenshot: Callable[[Page, str], Path]
+) -> None:
+    """The first sign-in of a new site admin: the password, then the authenticator app set up
+    from the key the page shows, and only then the workspace."""
+    account = new_site_admin(site_a)
+    submit_login(page, account.username, account.password)
+
+    expect(page).to_have_url(re.compile(r"/admin/two-factor/\?next=/admin/$"))
+    expect(page.get_by_role("heading", name="Set up two-factor sign-in")).to_be_visible()
+    expect(page.get_by_role("img", name=re.compile("QR code"))).to_be_visible()
+    screenshot(page, "two-factor-enrol")
+    page.goto("/admin/patients/patient/")  # nothing else opens meanwhile
+    expect(page).to_have_url(re.compile(r"/admin/two-factor/\?next="))
+
+    key = page.locator("#two-factor-key").inner_text()
+    page.get_by_label("Code from the app").fill(code_from_key(key))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Confirm and continue").click()
+
+    expect(page).to_have_url(re.compile(r"/admin/patients/patient/$"))
+    expect(page.locator("#user-tools")).to_contain_text(account.username)
 
 
 def test_logout_ends_the_session(page: Page, coordinator_a: Account) -> None:

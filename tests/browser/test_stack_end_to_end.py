@@ -39,6 +39,7 @@ from tests.fakes.ctgov_server import FakeCtgovServer, nct_id_of
 from tests.patients.conftest import EXAMPLES, FHIR_DATA
 from tests.patients.test_matching import recorded_registry, republished, with_site_coordinates
 from tests.stack import Stack, wait_for
+from tests.two_factor import code_from_key
 
 MATTERHORN = "NCT04592913"
 EX1_FLAGGED_FOR_MATTERHORN = (
@@ -193,6 +194,13 @@ def test_nightly_run_survives_faults_and_ends_as_a_clean_run(
         page.get_by_label("Password").fill(password_file.read_text().strip())
         with page.expect_navigation():
             page.get_by_role("button", name="Log in").click()
+        # Her first sign-in: the authenticator app is set up before the workspace opens.
+        expect(page).to_have_url(re.compile(r"/admin/two-factor/\?next="))
+        key = page.locator("#two-factor-key").inner_text()
+        page.get_by_label("Code from the app").fill(code_from_key(key))
+        with page.expect_navigation():
+            page.get_by_role("button", name="Confirm and continue").click()
+        expect(page).to_have_url(re.compile(r"/admin/patients/match/$"))
         page.goto("/admin/patients/match/?flagged__exact=1")
         expect(page.locator("body")).to_contain_text(MATTERHORN)
         visitor = context.new_page()

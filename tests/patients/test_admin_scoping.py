@@ -277,6 +277,40 @@ def test_another_sites_patient_is_not_found(
     assert access_logged(southern) == 0
 
 
+def test_deleting_a_patient_is_for_superusers_only(
+    sam: User, root: User, northern: Patient
+) -> None:
+    """Deleting a profile also deletes its matches and its whole review history (contacts,
+    consents, notes): a superuser's act, through the admin or the API alike. A site admin adds
+    and edits their sites' patients but deletes none."""
+    make_match(northern, make_trials(1)[0], Match.Verdict.POSSIBLE, flagged=True)
+    site_admin_rights = set(
+        Group.objects.get(name=SITE_ADMIN_GROUP).permissions.values_list("codename", flat=True)
+    )
+    assert {"add_patient", "change_patient"} <= site_admin_rights
+    assert "delete_patient" not in site_admin_rights
+
+    client = client_for(sam)
+    page = client.get(change_url(northern)).content.decode()
+    assert f"{northern.pk}/delete/" not in page
+    action_form = client.get(LIST_URL).context["action_form"]
+    actions = [name for name, _ in action_form.fields["action"].choices] if action_form else []
+    assert "delete_selected" not in actions
+    assert client.get(f"{LIST_URL}{northern.pk}/delete/").status_code == 403
+    assert client.post(f"{LIST_URL}{northern.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert client.delete(f"/api/v1/patients/{northern.pk}/").status_code == 403
+    assert Patient.objects.filter(pk=northern.pk).exists()
+
+    deleted = client_for(root).post(f"{LIST_URL}{northern.pk}/delete/", {"post": "yes"})
+
+    assert deleted.status_code == 302
+    assert not Patient.objects.filter(pk=northern.pk).exists()
+    assert not Match.objects.exists()
+    assert LogEntry.objects.filter(
+        object_pk=str(northern.pk), content_type__model="patient", action=LogEntry.Action.DELETE
+    ).exists()
+
+
 def test_a_fact_of_another_sites_patient_cannot_be_reached(anna: User, southern: Patient) -> None:
     PerformanceStatus.objects.create(patient=southern, value=1)
 
@@ -327,6 +361,12 @@ def test_a_patient_cannot_be_moved_to_a_site_the_user_does_not_belong_to(
 def test_bulk_actions_reach_only_the_users_patients(
     sam: User, northern: Patient, southern: Patient
 ) -> None:
+    # Even with the delete permission given outright (deleting is a superuser's act), the
+    # action reaches the user's own sites' patients only.
+    sam.user_permissions.add(
+        Permission.objects.get(content_type__app_label="patients", codename="delete_patient")
+    )
+    sam = User.objects.get(pk=sam.pk)
     response = client_for(sam).post(
         LIST_URL,
         {
@@ -386,6 +426,35 @@ def test_a_site_admin_manages_who_belongs_to_their_own_site_only(
     # The new member now sees the site's patients.
     Patient.objects.create(site=north, external_id="N-1")
     assert listed_patients(client_for(newcomer).get(LIST_URL)) == ["N-1"]
+
+
+def test_a_site_admin_is_offered_only_staff_they_may_manage_and_cannot_add_others(
+    sam: User, anna: User, root: User, north: Site, south: Site
+) -> None:
+    """Another site's staff are neither listed to a site admin nor accepted from one (a
+    crafted form); staff of no site yet are, so that a new account can join."""
+    olga = make_staff("olga", south)
+    newcomer = make_staff("nico")
+    client = client_for(sam)
+
+    page = client.get(change_url(north))
+    offered = {str(user) for user in page.context["adminform"].form.fields["coordinators"].queryset}
+    assert offered == {"anna", "nico", "sam"}
+    assert "olga" not in page.content.decode()
+    assert "root" not in page.content.decode()  # a superuser is no one's to manage
+
+    for stranger in (olga, root):
+        crafted = client.post(change_url(north), {"coordinators": [sam.pk, anna.pk, stranger.pk]})
+        assert crafted.status_code == 200, stranger
+        assert "coordinators" in crafted.context["adminform"].form.errors
+        assert set(north.coordinators.all()) == {sam, anna}
+    assert set(south.coordinators.all()) == {olga}
+
+    # A superuser still picks from every staff account.
+    everyone = client_for(root).get(change_url(north))
+    listed = everyone.context["adminform"].form.fields["coordinators"].queryset
+    assert {str(user) for user in listed} == {"anna", "nico", "olga", "root", "sam"}
+    assert newcomer in listed
 
 
 def test_a_superuser_sees_and_changes_every_site(root: User, north: Site, south: Site) -> None:

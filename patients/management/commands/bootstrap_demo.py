@@ -74,6 +74,7 @@ class Command(BaseCommand):
                 f"Health:                {base}/healthz\n"
             )
         )
+        self.stdout.write(_two_factor_note())
 
     def _load_patients(self) -> None:
         """The example bundles and the synthetic demo patients (no real person)."""
@@ -104,6 +105,22 @@ class Command(BaseCommand):
             self.stdout.write(f"A sync is already running ({exc}); using what is held.")
             return
         self.stdout.write(run.summary())
+
+
+def _two_factor_note() -> str:
+    from config import two_factor
+
+    if two_factor.waived():
+        return (
+            "Two-factor sign-in: waived for this local demo (TWO_FACTOR_DEBUG_WAIVER=1, which "
+            "only DEBUG=1 accepts); a deployment asks every account for a code from an "
+            "authenticator app."
+        )
+    return (
+        "Two-factor sign-in: each account sets up an authenticator app (TOTP) at its first "
+        "sign-in, from a QR code the workspace shows; for a demo with passwords alone, run it "
+        "with TWO_FACTOR_DEBUG_WAIVER=1 (DEBUG=1 only)."
+    )
 
 
 def _password(password_file: Path) -> str:

@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from config.api_auth import may_use_api
 from patients.models import ApiToken
 
 
@@ -43,8 +44,9 @@ class Command(BaseCommand):
         if not options["username"]:
             raise CommandError("Give the USERNAME the token acts as (or --revoke / --list).")
         user = get_user_model().objects.filter(username=options["username"]).first()
-        if user is None or not user.is_active:
-            raise CommandError(f"No active account {options['username']!r}.")
+        if user is None or not may_use_api(user):
+            # A key works only while its account is active staff: refused now, not later.
+            raise CommandError(f"No active staff account {options['username']!r}.")
         token, key = ApiToken.issue(user, options["name"] or "API token")
         self.stderr.write(
             f"Token {token.prefix}… for {user.username}: shown once, store it now "

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from config import two_factor
 from patients.access import COORDINATOR_GROUP, SITE_ADMIN_GROUP
 from patients.models import Site
 from patients.roles import ensure_groups
@@ -40,7 +41,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--site-admin",
             action="store_true",
-            help="Also add and remove patients, manage site members and start syncs.",
+            help="Also add patients, manage site members and start syncs.",
         )
         parser.add_argument(
             "--if-missing",
@@ -85,6 +86,11 @@ class Command(BaseCommand):
                 site.coordinators.add(user)
         where = f" for {', '.join(site.code for site in sites)}" if sites else ""
         self.stdout.write(self.style.SUCCESS(f"Created {role} account {username!r}{where}."))
+        if two_factor.required(user):
+            self.stdout.write(
+                "At its first sign-in it sets up an authenticator app (two-factor sign-in); "
+                "sign in soon, since until then the password alone can set it up."
+            )
 
     def _password(self, user: Any, password_file: Path | None) -> str:
         if password_file is None and sys.stdin.isatty():
