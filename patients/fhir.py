@@ -60,6 +60,23 @@ STAGING_CODES = {
     "21901-4": ("pathological", "M"),
     "21902-2": ("pathological", "stage"),
 }
+# The same categories as mCODE STU2 and later code them (SNOMED CT), with their values coded
+# in SNOMED whose display is the AJCC code ("American Joint Committee on Cancer cT3").
+SNOMED_STAGING_CODES = {
+    "399504009": ("clinical", "T"),
+    "399534004": ("clinical", "N"),
+    "399387003": ("clinical", "M"),
+    "399537006": ("clinical", "stage"),
+    "384625004": ("pathological", "T"),
+    "371494008": ("pathological", "N"),
+    "371497001": ("pathological", "M"),
+    "399588009": ("pathological", "stage"),
+}
+# Condition.stage.type: which staging a stage summary is.
+STAGE_TYPES = {code: context for code, (context, category) in SNOMED_STAGING_CODES.items()}
+STAGE_TYPES.update(
+    {code: context for code, (context, category) in STAGING_CODES.items() if category == "stage"}
+)
 LAB_CODES = {
     "751-8": Analyte.ANC,
     "26499-4": Analyte.ANC,
@@ -231,6 +248,37 @@ METASTASIS_CODES = {
     "C79.3": "brain",
     "C77": "distant_lymph_nodes",
 }
+MCODE_SECONDARY = (
+    "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-secondary-cancer-condition"
+)
+# SNOMED CT disorders "secondary malignant neoplasm of ..." / "metastatic ... to ...".
+SNOMED_METASTASES = {
+    "94381002": "liver",
+    "94222008": "bone",
+    "94225005": "brain",
+    "94391008": "lung",
+}
+# bodySite of a secondary cancer condition (SNOMED CT body structures).
+BODY_SITES = {
+    "10200004": "liver",
+    "39607008": "lung",
+    "272673000": "bone",
+    "12738006": "brain",
+    "8935007": "leptomeningeal",  # cerebral meninges
+    "15425007": "peritoneum",
+}
+# Lymph nodes are left out on purpose: regional or distant is not in these words.
+METASTASIS_WORDS = (
+    ("mening", "leptomeningeal"),
+    ("peritone", "peritoneum"),
+    ("liver", "liver"),
+    ("hepatic", "liver"),
+    ("lung", "lung"),
+    ("pulmonary", "lung"),
+    ("bone", "bone"),
+    ("brain", "brain"),
+)
+_SECONDARY_WORDS = re.compile(r"\bsecondary malignant|\bmetasta(?:sis|ses|tic)\b", re.I)
 SURGERY_WORDS = (
     ("subtotal gastrectomy", "subtotal_gastrectomy"),
     ("distal gastrectomy", "distal_gastrectomy"),
@@ -488,6 +536,7 @@ class _FactReader:
         self.primary_candidates.sort(key=lambda item: item[0], reverse=True)
         _, entry, values = self.primary_candidates[0]
         self.add(entry, "PrimaryCancer", values, _condition_date(entry.resource))
+        self._condition_stage(entry)
         for _, other, _ in self.primary_candidates[1:]:
             self._other_malignancy(other)
 
@@ -505,6 +554,8 @@ class _FactReader:
         ):
             weight = 2 if gastric_code else 1
             self.primary_candidates.append((weight, entry, self._primary(resource, icd, text)))
+            return
+        if self._secondary_cancer(entry, profiles, icd, text):
             return
         for code in icd:
             location = next(
@@ -526,6 +577,36 @@ class _FactReader:
             self._comorbidity(entry, "ild", text, "")
             return
         self.skip(entry, f"condition not used by trial criteria ({text or ', '.join(icd)})")
+
+    def _secondary_cancer(
+        self, entry: Entry, profiles: list[str], icd: list[str], text: str
+    ) -> bool:
+        """A metastasis coded in SNOMED CT, or written as mCODE's secondary cancer condition
+        (its site in ``bodySite``, or in the condition's own words). True when handled (read,
+        or reported with the reason); the ICD-10 reading comes after."""
+        resource = entry.resource
+        snomed = _codes(resource.get("code"), (SNOMED,))
+        location = next((SNOMED_METASTASES[c] for c in snomed if c in SNOMED_METASTASES), None)
+        secondary = MCODE_SECONDARY in profiles or bool(_SECONDARY_WORDS.search(text))
+        if location is None and secondary and not icd:
+            sites = _codes_of_all(resource.get("bodySite"), (SNOMED,))
+            location = next((BODY_SITES[c] for c in sites if c in BODY_SITES), None)
+            if location is None:
+                words = text + " " + " ".join(_text(s) for s in resource.get("bodySite") or [])
+                location = next(
+                    (site for word, site in METASTASIS_WORDS if word in words.lower()), None
+                )
+        if location is None:
+            if secondary and not icd:
+                self.skip(
+                    entry,
+                    f"a metastasis at a site trial criteria do not ask about, or not named "
+                    f"({text or 'no text'})",
+                )
+                return True
+            return False
+        self.add(entry, "Metastasis", {"location": location}, _condition_date(resource))
+        return True
 
     def _primary(self, resource: dict[str, Any], icd: list[str], text: str) -> dict[str, Any]:
         code = next((c for c in icd if c.startswith("C")), "")
@@ -600,6 +681,10 @@ class _FactReader:
             or _date((resource.get("effectivePeriod") or {}).get("start"))
             or _date(resource.get("issued"))
         )
+        for code in _codes(resource.get("code"), (SNOMED,)):
+            if code in SNOMED_STAGING_CODES:
+                self._staging(entry, *SNOMED_STAGING_CODES[code], date)
+                return
         for code in loinc:
             if code in STAGING_CODES:
                 self._staging(entry, *STAGING_CODES[code], date)
@@ -631,25 +716,40 @@ class _FactReader:
         self, entry: Entry, context: str, category: str, date: datetime.date | None
     ) -> None:
         concept = entry.resource.get("valueCodeableConcept")
-        candidates = [
-            coding.get("code", "")
-            for coding in (concept or {}).get("coding") or []
-            if isinstance(coding, dict)
-        ] + [_text(concept)]
-        for candidate in filter(None, candidates):
-            try:
-                value = (
-                    parse_stage_group(candidate)
-                    if category == "stage"
-                    else parse_tnm(candidate, category)[0]
-                )
-            except StagingError:
-                continue
-            values = {"context": context, "category": category, "value": value}
-            self.add(entry, "StageObservation", values, date)
+        value = staging_value(concept, category)
+        if value is None:
+            shown = ", ".join(_concept_words(concept)) or "no value"
+            self.skip(entry, f"{category} value not an AJCC 8th edition code ({shown})")
             return
-        shown = ", ".join(filter(None, candidates)) or "no value"
-        self.skip(entry, f"{category} value not an AJCC 8th edition code ({shown})")
+        values = {"context": context, "category": category, "value": value}
+        self.add(entry, "StageObservation", values, date)
+
+    def _condition_stage(self, entry: Entry) -> None:
+        """``Condition.stage``: each summary a stage group, its context from ``stage.type``
+        (clinical when the sender does not say, as a note)."""
+        for index, stage in enumerate(entry.resource.get("stage") or []):
+            if not isinstance(stage, dict) or not stage.get("summary"):
+                continue
+            value = staging_value(stage["summary"], "stage")
+            where = Entry(entry.resource, f"{entry.key}#stage{index}")
+            if value is None:
+                shown = ", ".join(_concept_words(stage["summary"])) or "no value"
+                self.skip(where, f"stage summary not an AJCC 8th edition stage group ({shown})")
+                continue
+            types = _codes(stage.get("type"), (SNOMED, LOINC))
+            context = next((STAGE_TYPES[code] for code in types if code in STAGE_TYPES), None)
+            if context is None:
+                context = "clinical"
+                self.profile.problems.append(
+                    Problem(
+                        f"{self.origin} {entry.kind} {where.key}",
+                        "the stage summary does not say whether it is clinical or "
+                        "pathological: read as clinical",
+                        skipped=False,
+                    )
+                )
+            values = {"context": context, "category": "stage", "value": value}
+            self.add(where, "StageObservation", values, _condition_date(entry.resource))
 
     def _cytology(self, entry: Entry, date: datetime.date | None) -> None:
         answer = _text(entry.resource.get("valueCodeableConcept")).lower()
@@ -848,7 +948,13 @@ class _FactReader:
             return
         procedure = _surgery(text)
         if procedure is None:
-            self.skip(entry, f"procedure not used ({text or 'no code'})")
+            # Only gastric and oesophageal resections are read: whether another procedure was
+            # major surgery (what criteria ask) is not decided from its name.
+            self.skip(
+                entry,
+                f"procedure not used: not a gastric or oesophageal resection nor radiotherapy "
+                f"({text or 'no code'})",
+            )
             return
         planned = status in ("preparation", "on-hold")
         values = {"procedure": procedure, "status": "planned" if planned else "done"}
@@ -886,6 +992,13 @@ def _codes(concept: Any, systems: tuple[str, ...]) -> list[str]:
     ]
 
 
+def _codes_of_all(concepts: Any, systems: tuple[str, ...]) -> list[str]:
+    """The codes of a list of CodeableConcepts (``bodySite``)."""
+    if not isinstance(concepts, list):
+        return []
+    return [code for concept in concepts for code in _codes(concept, systems)]
+
+
 def _code(concept: Any) -> str:
     """The first code of a CodeableConcept whatever its system (e.g. clinicalStatus)."""
     if isinstance(concept, dict):
@@ -920,15 +1033,80 @@ def _histology(concept: Any) -> tuple[Histology | None, str]:
     return histology, morphology
 
 
+_IHC_SCORE = re.compile(
+    r"(?:^\s*(?:(?:ihc\s*)?score\s*:?\s*|ihc\s*)?(?P<digit>[0-3])\s*$)"
+    r"|(?:(?<![\w.])(?P<plus>[0-3])\s*\+)",
+    re.I,
+)
+
+
+# "American Joint Committee on Cancer cT3", "AJCC pN1a": the code after the words.
+_AJCC_WORDS = re.compile(r"^\s*(?:american\s+joint\s+committee\s+on\s+cancer|ajcc)\b\s*", re.I)
+# A stage group as AJCC's own code system and senders write it: "3C", "4", "c3A", "Stage 2B",
+# "pIIIA".
+_NUMBERED_STAGE = re.compile(
+    r"^\s*(?:stage\s*)?[cpy]{0,2}\s*(?P<number>[0-4])(?P<letter>[ABCabc]?)\s*$", re.I
+)
+_PREFIXED_STAGE = re.compile(r"^\s*(?:stage\s*)?[cpy]{1,2}\s*(?P<code>[IV]+[ABCabc]?)\s*$", re.I)
+_ROMAN = {"0": "0", "1": "I", "2": "II", "3": "III", "4": "IV"}
+
+
+def _concept_words(concept: Any) -> list[str]:
+    """A CodeableConcept's codes, displays and text, in that order, without repeats."""
+    words: list[str] = []
+    if isinstance(concept, dict):
+        for coding in concept.get("coding") or []:
+            if isinstance(coding, dict):
+                words += [str(coding.get("code") or ""), str(coding.get("display") or "")]
+        words.append(str(concept.get("text") or ""))
+    return list(dict.fromkeys(word.strip() for word in words if word and word.strip()))
+
+
+_SEMANTIC_TAG = re.compile(r"\s*\([a-z ]+\)\s*$")  # SNOMED's "(qualifier value)"
+
+
+def _stage_spellings(word: str) -> Iterator[str]:
+    yield word
+    bare = _AJCC_WORDS.sub("", _SEMANTIC_TAG.sub("", word))
+    yield bare
+    numbered = _NUMBERED_STAGE.match(bare)
+    if numbered:
+        yield _ROMAN[numbered.group("number")] + numbered.group("letter").upper()
+    prefixed = _PREFIXED_STAGE.match(bare)
+    if prefixed:
+        yield prefixed.group("code")
+
+
+def staging_value(concept: Any, category: str) -> str | None:
+    """The AJCC 8th edition code a staging value holds (``"T3"``, ``"IIIC"``), read from its
+    codes, displays or text; None when none of them is one."""
+    for word in _concept_words(concept):
+        for spelling in _stage_spellings(word):
+            try:
+                if category == "stage":
+                    return parse_stage_group(spelling)
+                return parse_tnm(spelling, category)[0]
+            except StagingError:
+                continue
+    return None
+
+
 def _biomarker_value(code: str, name: str, answer: str, concept: Any) -> tuple[str, str] | None:
     lowered = answer.lower()
     snomed = _codes(concept, (SNOMED,))
     ihc = any(w in name for w in ("ihc", "immunohisto", "immune stain"))
     situ = "situ" in name or "ish" in name.split() or "fish" in name
     if code == HER2_IHC_CODE or (not code and "her2" in name and ihc):
-        score = re.search(r"\b([0-3])\s*(\+?)", answer)
+        # A score comes only from a score-shaped answer ("2+", "Score 3+", "0"), read in the
+        # answer's words, never in its codes: "Negative (260385009)" holds no score.
+        score = _IHC_SCORE.search(_text(concept) if concept else answer)
         if score:
-            return "her2_ihc", score.group(1) + ("+" if score.group(1) != "0" else "")
+            digit = score.group("digit") or score.group("plus")
+            return "her2_ihc", digit + ("+" if digit != "0" else "")
+        if POSITIVE in snomed or re.search(r"\bpositive\b", lowered):
+            return "her2_status", "positive"
+        if NEGATIVE in snomed or re.search(r"\bnegative\b", lowered):
+            return "her2_status", "negative"
         return None
     if code == HER2_STATUS_CODE or (not code and "her2" in name and not situ):
         if POSITIVE in snomed or "positive" in lowered:
