@@ -9,6 +9,7 @@ used is reported and skipped while the rest is read.
 
 from __future__ import annotations
 
+import collections
 import datetime
 import re
 from collections.abc import Iterator
@@ -355,13 +356,24 @@ def read_bundle(document: Any, *, origin: str) -> ProfileData:
         (document.get("meta") or {}).get("lastUpdated")
     )
     reader = _FactReader(profile, origin)
+    unused: collections.Counter[str] = collections.Counter()
     for entry in entries:
         if entry.kind in FACT_RESOURCES:
             reader.read(entry)
         elif entry.kind != "Patient":
-            reader.skip(entry, f"{entry.kind} resources are not used")
+            unused[entry.kind] += 1
     reader.finish()
+    # After the notes on resources that were read: one line per kind never read, with its
+    # count (a Synthea bundle holds thousands of claims and encounters).
+    for kind, count in sorted(unused.items(), key=lambda item: (-item[1], item[0])):
+        noun = "resource" if count == 1 else "resources"
+        profile.problems.append(
+            Problem(origin, f"{count} {kind} {noun} not used: {READ_KINDS_TEXT}")
+        )
     return profile
+
+
+READ_KINDS_TEXT = "the import reads " + ", ".join(("Patient", *FACT_RESOURCES)) + " only"
 
 
 def _valid_entries(entries: list[Any], origin: str, problems: list[Problem]) -> Iterator[Entry]:
@@ -375,6 +387,9 @@ def _valid_entries(entries: list[Any], origin: str, problems: list[Problem]) -> 
         if not key:
             key = f"{kind}/{resource['id']}" if isinstance(resource.get("id"), str) else ""
         key = key or f"entry {index}"
+        if kind != "Patient" and kind not in FACT_RESOURCES:
+            yield Entry(resource, key)  # never read: not validated either (counted as unused)
+            continue
         try:
             get_fhir_model_class(kind).model_validate(resource)
         except ValueError as exc:  # pydantic's ValidationError, or an unknown resource type

@@ -210,3 +210,24 @@ def test_a_her2_ihc_score_comes_only_from_a_score(
 ) -> None:
     (biomarker,) = facts(with_resources(observation(LOINC, "18474-7", value)), "Biomarker")
     assert (biomarker["marker"], biomarker["value"]) == reading
+
+
+def test_kinds_never_read_are_counted_once_each_after_the_clinical_notes() -> None:
+    """A Synthea bundle holds thousands of claims and encounters: one line per kind, after
+    the notes on what was read, and none of them validated (a broken claim costs nothing)."""
+    claim = {"resourceType": "Claim", "status": "active", "use": "claim"}
+    broken_claim = {"resourceType": "Claim", "status": 42}
+    encounter = {"resourceType": "Encounter", "status": "finished"}
+    unread = observation(LOINC, "0000-0", {"text": "something"})
+    document = with_resources(claim, claim, broken_claim, encounter, encounter, unread)
+    notes = problems(document)
+    assert notes[-2:] == [
+        "x.json: 3 Claim resources not used: the import reads Patient, Condition, Observation, "
+        "MedicationStatement, MedicationAdministration, MedicationRequest, Procedure, "
+        "ServiceRequest only",
+        "x.json: 2 Encounter resources not used: the import reads Patient, Condition, "
+        "Observation, MedicationStatement, MedicationAdministration, MedicationRequest, "
+        "Procedure, ServiceRequest only",
+    ]
+    assert "observation not used" in notes[0]
+    assert not any("not valid FHIR" in note for note in notes)
