@@ -1,4 +1,4 @@
-"""L2: a CSV cell a spreadsheet would run as a formula is quoted, in every export."""
+"""A CSV cell a spreadsheet would run as a formula is quoted, in every export."""
 
 from __future__ import annotations
 

@@ -111,7 +111,7 @@ def test_services_are_taken_from_the_environment(tmp_path: Path) -> None:
             {"DEBUG": "0", "SECRET_KEY": "dev-only-insecure-key-never-use-in-production"},
             "SECRET_KEY must be set",
         ),
-        # L5: the placeholder of .env.example, and anything short, are refused too.
+        # The placeholder of .env.example, and anything short, are refused too.
         (
             {"DEBUG": "0", "SECRET_KEY": "change-me-to-a-long-random-string"},
             "SECRET_KEY must be set",

@@ -725,7 +725,7 @@ def test_an_anonymous_visitor_is_sent_to_the_login_page(client: Client, site: mo
 def test_admin_pages_refuse_the_methods_they_do_not_serve(
     admin_client: Client, site: models.Site, method: str
 ) -> None:
-    """M1: an OPTIONS or TRACE rendered the whole profile with no access entry."""
+    """An OPTIONS or TRACE once rendered the whole profile with no access entry."""
     patient = imported_patient(site, "METHODS", facts=5)
 
     response = getattr(admin_client, method)(change_url(patient))
@@ -739,7 +739,7 @@ def test_admin_pages_refuse_the_methods_they_do_not_serve(
 def test_a_change_form_sent_back_with_errors_is_logged_as_access(
     admin_client: Client, admin_user: Any, site: models.Site
 ) -> None:
-    """M1: a POST that fails validation renders the profile again: that is a read."""
+    """A POST that fails validation renders the profile again: that is a read."""
     patient = imported_patient(site, "INVALID", facts=5)
 
     response = admin_client.post(change_url(patient), {"external_id": ""})

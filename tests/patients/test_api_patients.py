@@ -518,8 +518,8 @@ def test_matching_a_profile_document_stores_nothing(world: dict[str, Any]) -> No
 def test_a_token_write_names_its_actor_and_the_trusted_address(
     world: dict[str, Any], settings: Any
 ) -> None:
-    """M2: with ``Authorization: Token`` the audit middleware read the user before the API
-    had authenticated it, and stored writes with no actor. M3: the address came from the
+    """With ``Authorization: Token`` the audit middleware once read the user before the API
+    had authenticated it, and stored writes with no actor; and the address came from the
     first X-Forwarded-For entry, which the client writes."""
     from patients.models import ApiToken
 
@@ -561,7 +561,7 @@ def test_without_a_trusted_proxy_the_forwarded_header_is_ignored(world: dict[str
 
 
 def test_patient_data_answers_are_never_stored_by_a_cache(world: dict[str, Any]) -> None:
-    """L8: PHI API responses had no Cache-Control: no-store."""
+    """Patient-data API answers say Cache-Control: no-store."""
     client = client_for(world["admin"])
     mine = world["mine"]
     for response in (

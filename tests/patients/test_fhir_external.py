@@ -410,7 +410,7 @@ def import_and_score(name: str, labels: dict[str, Any], site: models.Site) -> Bu
     result = None
     try:
         result = import_patient_document_file(path, report, site=site)
-    except Exception as exc:  # noqa: BLE001 - a crash is a finding, recorded as such
+    except Exception as exc:  # noqa: BLE001 - a crash is recorded as such, with its reason
         failure = f"crash: {type(exc).__name__}: {exc}"
     score.problems = [str(p) for p in report.problems]
     if result is None and failure is None:

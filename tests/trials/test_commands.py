@@ -165,7 +165,8 @@ def test_export_to_an_unwritable_place_is_explained(tmp_path: Path) -> None:
 def test_import_from_corrupt_or_deeply_nested_files_says_why_without_a_traceback(
     tmp_path: Path,
 ) -> None:
-    """L12: a corrupt .gz and a JSON nested 100,000 levels printed tracebacks."""
+    """A corrupt .gz and a JSON nested 100,000 levels are reported with their reason, no
+    traceback."""
     import gzip
 
     (tmp_path / "corrupt.json.gz").write_bytes(b"not gzip data")
