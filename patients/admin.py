@@ -36,6 +36,7 @@ from patients.audit import record_access
 from patients.exports import derived_facts
 from patients.facts import patient_facts, with_facts
 from patients.matching import MATCHER_VERSION, deciding_facts_for
+from patients.services import locate_patient
 from patients.tasks import queue_patient_matching
 from patients.workflow import changed_since_review
 from trials import admin as trials_admin
@@ -435,6 +436,8 @@ class PatientAdmin(admin.ModelAdmin):
             obj.source = models.Source.ADMIN
         obj.updated_at = timezone.now()
         located = {"postal_code", "city", "country"}
+        if not change or located & set(form.changed_data):
+            locate_patient(obj)
         if not change or {*models.MATCHED_FIELDS, *located} & set(form.changed_data):
             obj.facts_changed_at = obj.updated_at
         super().save_model(request, obj, form, change)

@@ -150,10 +150,7 @@ def _assign_patient(patient: models.Patient, profile: ProfileData, problems: lis
     if profile.country and country is None:
         problems.append(Problem(where, f"country {profile.country!r} not recognised", False))
     patient.country = country or ""
-    place = locate(country=patient.country, postal_code=patient.postal_code, city=patient.city)
-    patient.latitude = place.latitude if place else None
-    patient.longitude = place.longitude if place else None
-    patient.location_precision = place.precision if place else ""
+    locate_patient(patient)
     # Names and contact details are shown to coordinators and in emails: without the
     # invisible characters that could make them read as something else.
     for name in ("given_name", "family_name", "email", "phone", "preferred_contact_time"):
@@ -173,6 +170,15 @@ def _assign_patient(patient: models.Patient, profile: ProfileData, problems: lis
 # Sources that find the patient by MRN alone: what they send may be another person's. (An API
 # update names the stored patient by id, and is the caller's deliberate change.)
 IMPORTED_BY_MRN = frozenset({models.Source.FHIR, models.Source.JSON})
+
+
+def locate_patient(patient: models.Patient) -> None:
+    """The patient's coordinates from their postal code, city and country (offline), or none:
+    every write of a place goes through here, so that distances never use a stale point."""
+    place = locate(country=patient.country, postal_code=patient.postal_code, city=patient.city)
+    patient.latitude = place.latitude if place else None
+    patient.longitude = place.longitude if place else None
+    patient.location_precision = place.precision if place else ""
 
 
 def _refuse_identity_change(patient: models.Patient, profile: ProfileData) -> None:
