@@ -307,8 +307,8 @@ LOGGING: dict[str, Any] = {
 }
 
 # --- FHIR import ------------------------------------------------------------------------------
-# Identifier systems that hold this site's MRN, most trusted first: used when no identifier of
-# a Patient is typed MR (patients/fhir.py medical_record_number).
+# Identifier systems that hold this site's MRNs, most trusted first: chosen before an identifier
+# typed MR (patients/fhir.py medical_record_number).
 FHIR_MRN_SYSTEMS = env.list("FHIR_MRN_SYSTEMS", default=[])
 
 # --- Celery ---------------------------------------------------------------------------------

@@ -374,9 +374,7 @@ class PatientViewSet(NotStored, viewsets.GenericViewSet[Patient]):
         site = _caller_site(request.user, document.get("site"))
         document["site"] = site.code
         profile = self._read(document)
-        if Patient.objects.filter(
-            site=site, identifier_system=profile.identifier_system, external_id=profile.external_id
-        ).exists():
+        if Patient.objects.filter(site=site, external_id=profile.external_id).exists():
             raise ValidationError(
                 {"external_id": ["A patient with this MRN exists at this site; PUT to update."]}
             )
@@ -399,6 +397,7 @@ class PatientViewSet(NotStored, viewsets.GenericViewSet[Patient]):
             raise ValidationError({"site": ["A patient cannot move to another site."]})
         kept = _drop_other_sources(patient, document)
         profile = self._read(document)
+        profile.identifier_system = patient.identifier_system  # this patient, by id
         result = self._write(profile, patient.site, request, Source.API)
         body = _patient_response(patient, result)
         body["problems"] += kept

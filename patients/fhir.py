@@ -426,9 +426,10 @@ def _identifier_type(identifier: dict[str, Any]) -> set[str]:
 
 
 def medical_record_number(resource: dict[str, Any]) -> tuple[str, str]:
-    """The Patient's MRN as (system, value): the identifier typed ``MR``, else one in a system
-    of ``FHIR_MRN_SYSTEMS`` (in its order), else the first identifier with a value. Raises
-    BundleError when no identifier has a value."""
+    """The Patient's MRN as (system, value): one in a system of ``FHIR_MRN_SYSTEMS`` (in its
+    order: the site's own numbers, named by whoever runs it), else the identifier typed
+    ``MR``, else the first identifier with a value. Raises BundleError when no identifier has
+    a value."""
     identifiers = [
         item
         for item in resource.get("identifier") or []
@@ -442,10 +443,10 @@ def medical_record_number(resource: dict[str, Any]) -> tuple[str, str]:
     systems = list(getattr(settings, "FHIR_MRN_SYSTEMS", []) or [])
 
     def rank(item: dict[str, Any]) -> tuple[int, int]:
-        typed = 0 if "MR" in _identifier_type(item) else 1
         system = item.get("system")
         configured = systems.index(system) if system in systems else len(systems)
-        return (typed, configured)
+        typed = 0 if "MR" in _identifier_type(item) else 1
+        return (configured, typed)
 
     chosen = min(identifiers, key=rank)
     return str(chosen.get("system") or ""), chosen["value"].strip()

@@ -72,15 +72,7 @@ def patient_upsert(
     problems = list(profile.problems)
     changes = ChangeLog(actor)
     with transaction.atomic(), disable_auditlog():
-        patient = (
-            models.Patient.objects.select_for_update()
-            .filter(
-                site=site,
-                identifier_system=profile.identifier_system,
-                external_id=profile.external_id,
-            )
-            .first()
-        )
+        patient = _held_patient(site, profile)
         if patient is not None and source in IMPORTED_BY_MRN:
             _refuse_identity_change(patient, profile)
         if patient is not None and profile.content_hash:
@@ -170,6 +162,34 @@ def _assign_patient(patient: models.Patient, profile: ProfileData, problems: lis
 # Sources that find the patient by MRN alone: what they send may be another person's. (An API
 # update names the stored patient by id, and is the caller's deliberate change.)
 IMPORTED_BY_MRN = frozenset({models.Source.FHIR, models.Source.JSON})
+
+
+def _held_patient(site: models.Site, profile: ProfileData) -> models.Patient | None:
+    """The stored patient ``profile`` is about (locked), or None.
+
+    By site, identifier system and MRN. A profile with a system also finds a patient stored
+    without one (before systems were kept, or from a source that has none), which then takes
+    the system; a profile without one (profile JSON, the API) finds the one patient with that
+    MRN at the site, and is refused when two systems hold it.
+    """
+    rows = models.Patient.objects.select_for_update().filter(
+        site=site, external_id=profile.external_id
+    )
+    exact = rows.filter(identifier_system=profile.identifier_system).first()
+    if exact is not None:
+        return exact
+    if profile.identifier_system:
+        legacy = rows.filter(identifier_system="").first()
+        if legacy is not None:
+            legacy.identifier_system = profile.identifier_system
+        return legacy
+    held = list(rows[:2])
+    if len(held) > 1:
+        raise ProfileRejected(
+            f"MRN {profile.external_id} is held under {len(held)} identifier systems at this "
+            "site: the document must name its system (a FHIR Identifier.system)"
+        )
+    return held[0] if held else None
 
 
 def locate_patient(patient: models.Patient) -> None:

@@ -202,3 +202,46 @@ def test_deceased_boolean_is_read() -> None:
 def test_a_refused_patient_is_refused_with_the_reason() -> None:
     with pytest.raises(BundleError, match=r"Patient is refused: not valid FHIR R4: .*id"):
         read_bundle(bundle(id="has_underscore"), origin="x.json")
+
+
+def test_a_patient_stored_without_a_system_is_found_and_takes_it(site: Site) -> None:
+    """Patients stored before identifier systems were kept (or from profile JSON) are the
+    same patients when their bundle is imported again: never a second row."""
+    held = Patient.objects.create(
+        site=site, external_id="EX1", sex="female", birth_date=datetime.date(1962, 6, 15)
+    )
+    again = imported(bundle(), site)  # EX1.json: system urn:example:mrn
+    assert again.pk == held.pk
+    held.refresh_from_db()
+    assert held.identifier_system == "urn:example:mrn"
+    assert Patient.objects.count() == 1
+
+
+def test_an_api_update_of_a_fhir_patient_updates_that_patient(
+    site: Site, admin_client: Any
+) -> None:
+    patient = imported(bundle(), site)
+    document = admin_client.get(f"/api/v1/patients/{patient.pk}/").json()
+    document["postal_code"] = "10022"
+    answer = admin_client.put(
+        f"/api/v1/patients/{patient.pk}/", document, content_type="application/json"
+    )
+    assert answer.status_code == 200, answer.content
+    assert Patient.objects.count() == 1
+    patient.refresh_from_db()
+    assert patient.postal_code == "10022"
+    created = admin_client.post(
+        "/api/v1/patients/",
+        {"external_id": "EX1", "site": "north", "sex": "female"},
+        content_type="application/json",
+    )
+    assert created.status_code == 400  # the MRN exists at this site, whatever its system
+
+
+def test_a_document_without_system_for_an_mrn_two_systems_hold_is_refused(site: Site) -> None:
+    from patients.profile import ProfileData
+
+    imported(bundle(identifier=[{"system": "urn:a", "value": "a123"}]), site)
+    imported(bundle(identifier=[{"system": "urn:b", "value": "a123"}]), site)
+    with pytest.raises(ProfileRejected, match="held under 2 identifier systems"):
+        patient_upsert(ProfileData(external_id="a123"), source=Source.JSON, site=site)
