@@ -78,6 +78,7 @@ STAGE_TYPES = {code: context for code, (context, category) in SNOMED_STAGING_COD
 STAGE_TYPES.update(
     {code: context for code, (context, category) in STAGING_CODES.items() if category == "stage"}
 )
+STAGE_TYPES.update({"260998006": "clinical", "261023001": "pathological"})  # SNOMED staging
 LAB_CODES = {
     "751-8": Analyte.ANC,
     "26499-4": Analyte.ANC,
@@ -280,6 +281,29 @@ METASTASIS_WORDS = (
     ("brain", "brain"),
 )
 _SECONDARY_WORDS = re.compile(r"\bsecondary malignant|\bmetasta(?:sis|ses|tic)\b", re.I)
+# The site a metastasis is *to*, as SNOMED CT's display names it: "Secondary malignant neoplasm
+# of liver", "Metastatic malignant neoplasm to lung", "metastasis to the brain". "Brain
+# metastasis from lung cancer" or "metastatic lung cancer" name no site this way: reported.
+_METASTASIS_TO = re.compile(
+    r"\b(?:secondary\s+malignant\s+neoplasm\s+of|metasta(?:sis|ses|tic)"
+    r"(?:\s+malignant\s+neoplasm)?\s+(?:to|in))\s+(?:the\s+)?(?P<site>[a-z]+(?:\s+[a-z]+)?)",
+    re.I,
+)
+_NEGATED = re.compile(r"\b(?:no|non|not|without|free\s+of|negative\s+for|ruled\s+out)\b", re.I)
+
+
+def _metastasis_site_in_words(text: str) -> str | None:
+    """The site of ``text``'s "secondary malignant neoplasm of X" / "metastasis to X", or None
+    (also when the words are negated: "no evidence of metastasis to liver")."""
+    found = _METASTASIS_TO.search(text)
+    if found is None or _NEGATED.search(text[: found.start()]):
+        return None
+    site = found.group("site").lower()
+    if "marrow" in site:  # bone marrow is not bone
+        return None
+    return next((name for word, name in METASTASIS_WORDS if site.startswith(word)), None)
+
+
 SURGERY_WORDS = (
     ("subtotal gastrectomy", "subtotal_gastrectomy"),
     ("distal gastrectomy", "distal_gastrectomy"),
@@ -539,7 +563,14 @@ class _FactReader:
     def read(self, entry: Entry) -> None:
         resource = entry.resource
         status = resource.get("status") or _code(resource.get("verificationStatus"))
-        if status in ("entered-in-error", "cancelled", "not-done", "not-taken", "revoked"):
+        if status in (
+            "entered-in-error",
+            "cancelled",
+            "not-done",
+            "not-taken",
+            "revoked",
+            "refuted",
+        ):
             self.skip(entry, f"status {status}")
             return
         handler = getattr(self, f"_{entry.kind.lower()}")
@@ -608,10 +639,7 @@ class _FactReader:
             sites = _codes_of_all(resource.get("bodySite"), (SNOMED,))
             location = next((BODY_SITES[c] for c in sites if c in BODY_SITES), None)
             if location is None:
-                words = text + " " + " ".join(_text(s) for s in resource.get("bodySite") or [])
-                location = next(
-                    (site for word, site in METASTASIS_WORDS if word in words.lower()), None
-                )
+                location = _metastasis_site_in_words(text)
         if location is None:
             if secondary and not icd:
                 self.skip(
@@ -742,7 +770,7 @@ class _FactReader:
 
     def _condition_stage(self, entry: Entry) -> None:
         """``Condition.stage``: each summary a stage group, its context from ``stage.type``
-        (clinical when the sender does not say, as a note)."""
+        (reported, not read, when the sender does not say which)."""
         for index, stage in enumerate(entry.resource.get("stage") or []):
             if not isinstance(stage, dict) or not stage.get("summary"):
                 continue
@@ -754,16 +782,13 @@ class _FactReader:
                 continue
             types = _codes(stage.get("type"), (SNOMED, LOINC))
             context = next((STAGE_TYPES[code] for code in types if code in STAGE_TYPES), None)
-            if context is None:
-                context = "clinical"
-                self.profile.problems.append(
-                    Problem(
-                        f"{self.origin} {entry.kind} {where.key}",
-                        "the stage summary does not say whether it is clinical or "
-                        "pathological: read as clinical",
-                        skipped=False,
-                    )
+            if context is None:  # clinical or pathological is not guessed
+                self.skip(
+                    where,
+                    f"stage summary {value} without a type saying whether it is clinical or "
+                    "pathological",
                 )
+                continue
             values = {"context": context, "category": "stage", "value": value}
             self.add(where, "StageObservation", values, _condition_date(entry.resource))
 
@@ -1049,9 +1074,12 @@ def _histology(concept: Any) -> tuple[Histology | None, str]:
     return histology, morphology
 
 
+# A HER2 IHC answer that is a score and nothing else: "2+", "Score 3+", "IHC 1+", "0",
+# "2+ (equivocal)". Ranges and mixed text ("0-1+", "less than 1+", "score 0, ISH 2+") are no
+# score: reported, never read as their first number.
 _IHC_SCORE = re.compile(
-    r"(?:^\s*(?:(?:ihc\s*)?score\s*:?\s*|ihc\s*)?(?P<digit>[0-3])\s*$)"
-    r"|(?:(?<![\w.])(?P<plus>[0-3])\s*\+)",
+    r"^\s*(?:her2\s*)?(?:ihc\s*)?(?:score\s*:?\s*)?(?P<digit>[0-3])\s*\+{0,3}\s*"
+    r"(?:\(?\s*(?:negative|equivocal|positive|low|weak|moderate|strong)\s*\)?\s*)?$",
     re.I,
 )
 
@@ -1115,9 +1143,9 @@ def _biomarker_value(code: str, name: str, answer: str, concept: Any) -> tuple[s
     if code == HER2_IHC_CODE or (not code and "her2" in name and ihc):
         # A score comes only from a score-shaped answer ("2+", "Score 3+", "0"), read in the
         # answer's words, never in its codes: "Negative (260385009)" holds no score.
-        score = _IHC_SCORE.search(_text(concept) if concept else answer)
+        score = _IHC_SCORE.match(_text(concept) if concept else answer)
         if score:
-            digit = score.group("digit") or score.group("plus")
+            digit = score.group("digit")
             return "her2_ihc", digit + ("+" if digit != "0" else "")
         if POSITIVE in snomed or re.search(r"\bpositive\b", lowered):
             return "her2_status", "positive"

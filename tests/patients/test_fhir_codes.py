@@ -137,11 +137,23 @@ def test_the_primary_cancers_stage_summary_is_read_with_its_type() -> None:
     )
 
 
-def test_a_stage_summary_without_type_is_clinical_with_a_note() -> None:
+def test_a_stage_summary_without_type_is_reported_not_guessed_clinical() -> None:
     document = with_resources(primary(stage=[{"summary": {"text": "Stage IIIA"}}]))
-    (stage,) = facts(document, "StageObservation")
-    assert (stage["context"], stage["value"]) == ("clinical", "IIIA")
-    assert any("read as clinical" in problem for problem in problems(document))
+    assert facts(document, "StageObservation") == []
+    assert any("without a type" in problem for problem in problems(document))
+
+
+def test_the_snomed_staging_qualifiers_say_the_context() -> None:
+    condition = primary(
+        stage=[
+            {
+                "summary": {"text": "Stage 3A"},
+                "type": {"coding": [{"system": SNOMED, "code": "261023001"}]},
+            }
+        ]
+    )
+    (stage,) = facts(with_resources(condition), "StageObservation")
+    assert (stage["context"], stage["value"]) == ("pathological", "IIIA")
 
 
 def secondary(code: str, display: str, body_site: str | None = None) -> dict[str, Any]:
@@ -203,6 +215,7 @@ NEGATIVE = {"coding": [{"system": SNOMED, "code": "260385009", "display": "Negat
         ({"text": "2+ (equivocal)"}, ("her2_ihc", "2+")),
         ({"text": "Score 3+"}, ("her2_ihc", "3+")),
         ({"text": "0"}, ("her2_ihc", "0")),
+        ({"text": "IHC 1+"}, ("her2_ihc", "1+")),
     ],
 )
 def test_a_her2_ihc_score_comes_only_from_a_score(
@@ -231,3 +244,44 @@ def test_kinds_never_read_are_counted_once_each_after_the_clinical_notes() -> No
     ]
     assert "observation not used" in notes[0]
     assert not any("not valid FHIR" in note for note in notes)
+
+
+@pytest.mark.parametrize("text", ["0-1+", "less than 1+", "1+ to 2+", "score 0, ISH 2+ copies"])
+def test_a_her2_ihc_range_or_mixed_text_is_no_score(text: str) -> None:
+    document = with_resources(observation(LOINC, "18474-7", {"text": text}))
+    assert facts(document, "Biomarker") == []
+    assert any("not understood" in problem for problem in problems(document))
+
+
+@pytest.mark.parametrize(
+    "display",
+    [
+        "Non-metastatic lung cancer",
+        "No evidence of metastasis to liver",
+        "Brain metastasis from lung adenocarcinoma",
+        "Metastatic non-small cell lung cancer",
+        "Metastasis to bone marrow",
+    ],
+)
+def test_words_that_name_no_metastatic_site_store_none(display: str) -> None:
+    resource = {
+        "resourceType": "Condition",
+        "code": {"text": display},
+        "subject": {"reference": "Patient/ex1"},
+    }
+    assert facts(with_resources(resource), "Metastasis") == []
+
+
+def test_a_refuted_metastasis_is_left_out() -> None:
+    refuted = secondary("94381002", "Secondary malignant neoplasm of liver (disorder)")
+    refuted["verificationStatus"] = {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                "code": "refuted",
+            }
+        ]
+    }
+    document = with_resources(refuted)
+    assert facts(document, "Metastasis") == []
+    assert any("status refuted" in problem for problem in problems(document))
