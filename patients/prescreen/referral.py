@@ -154,8 +154,17 @@ def create_referral(answers: Answers, contact: Contact, *, today: datetime.date)
         assert patient is not None
         record_access([patient], purpose=CONSENT_PURPOSE)
         matching.match_patients([patient.pk])
-    count("referred")
-    notify_coordinators(site, patient, code)
+    # Stored: from here on nothing may turn this into "not sent" for the visitor. The count
+    # and the email are follow-ups; a failure of either is logged, and the referral stands
+    # (the dashboard lists it whether or not the email went out).
+    try:
+        count("referred")
+    except Exception:
+        logger.exception("web referral stored; its daily count failed")
+    try:
+        notify_coordinators(site, patient, code)
+    except Exception:
+        logger.exception("web referral stored; the coordinators' email failed")
     return code
 
 

@@ -821,3 +821,21 @@ def test_the_best_trials_come_first_and_the_rest_one_link_away(
     assert listed_trials(html) == every[:2]
     assert f"Show all {len(every)} trials" in html
     assert f'href="{results_url}?all=1"' in html
+
+
+def test_a_stored_referral_whose_email_fails_is_still_sent_for_the_visitor(
+    client: Client, registry: int, north: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the referral is stored, the visitor is told it was sent: a failing follow-up (the
+    day's count, the coordinators' email) is logged, never shown as "nothing was saved"."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionRefusedError("mail server down")
+
+    url = walk(client, RESECTABLE)
+    monkeypatch.setattr("patients.prescreen.referral.notify_coordinators", broken)
+    monkeypatch.setattr("patients.prescreen.referral.count", broken)
+    response = post_contact(client, url, CONTACT)
+    assert response.status_code == 302
+    assert "thanks" in response["Location"]
+    assert Patient.objects.count() == 1
