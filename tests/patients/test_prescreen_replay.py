@@ -173,9 +173,16 @@ def test_the_contact_token_is_single_use_too(north: Site) -> None:
     token = page_token(visitor, results)
     assert post(visitor, results + "contact/", CONTACT, token).status_code == 302
 
+    # In the same session, on new results: used once, refused as used.
+    again_results = walk(visitor)
+    assert again_results != results
+    again = post(visitor, again_results + "contact/", {**CONTACT, "email": "b@x.org"}, token)
+    assert again.status_code == 200
+    assert guard.MESSAGE_USED in text_of(again)
+
     replayer = Client()
     replayed_results = walk(replayer)
-    response = post(replayer, replayed_results + "contact/", {**CONTACT, "email": "b@x.org"}, token)
+    response = post(replayer, replayed_results + "contact/", {**CONTACT, "email": "c@x.org"}, token)
 
     assert response.status_code == 200
     assert Patient.objects.count() == 1
