@@ -98,26 +98,11 @@ def test_a_nul_in_an_admin_address_is_a_plain_400(root: User, path: str) -> None
 
 @pytest.mark.parametrize("value", ["\u00b2", "\u0661", "9" * 30, "-1", "1 "])
 def test_the_queue_site_filter_takes_only_ascii_ids(root: User, value: str) -> None:
-    from django.utils import timezone
-
-    from patients.matching import MATCHER_VERSION
-    from patients.models import Match
-    from tests.patients.test_admin_scoping import make_trials
+    from tests.patients.test_admin_scoping import make_match, make_trials
 
     site = make_site("site-q", "Site Q")
     patient = Patient.objects.create(site=site, external_id="Q-1")
-    trial = make_trials(1, prefix="NCT7")[0]
-    Match.objects.create(
-        patient=patient,
-        trial=trial,
-        verdict="possible",
-        score=50,
-        flagged=True,
-        engine_version=MATCHER_VERSION,
-        patient_facts_at=patient.facts_changed_at,
-        trial_inputs_at=trial.matching_inputs_at,
-        evaluated_on=timezone.localdate(),
-    )
+    make_match(patient, make_trials(1, prefix="NCT7")[0], "possible", flagged=True)
     shown = client_for(root).get("/admin/patients/match/", {"site": str(site.pk)})
     assert shown.context["cl"].result_count == 1
     response = client_for(root).get("/admin/patients/match/", {"site": value})

@@ -22,12 +22,10 @@ from django.apps import apps
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
-from django.utils import timezone
 
 from patients.access import SITE_ADMIN_GROUP
-from patients.matching import MATCHER_VERSION
 from patients.models import ApiToken, FlagEvent, Match, Patient, PerformanceStatus, Site
-from tests.patients.test_admin_scoping import make_site, make_staff, make_trials
+from tests.patients.test_admin_scoping import make_match, make_site, make_staff, make_trials
 from tests.patients.test_prescreen import (  # noqa: F401 - fixtures
     CONTACT,
     RESECTABLE,
@@ -92,17 +90,7 @@ def world(db: None, settings: Any) -> dict[str, Any]:
         site=site, external_id="A-1", sex="female", birth_date=datetime.date(1960, 1, 1)
     )
     PerformanceStatus.objects.create(patient=patient, value=1)
-    Match.objects.create(
-        patient=patient,
-        trial=trial,
-        verdict="possible",
-        score=50,
-        flagged=True,
-        engine_version=MATCHER_VERSION,
-        patient_facts_at=patient.facts_changed_at,
-        trial_inputs_at=trial.matching_inputs_at,
-        evaluated_on=timezone.localdate(),
-    )
+    make_match(patient, trial, "possible", flagged=True)
     FlagEvent.objects.create(
         patient=patient, trial=trial, kind=FlagEvent.Kind.NEW, verdict="possible"
     )
