@@ -287,26 +287,35 @@ def _count(name: str, identity: str, rate: Rate, now: float) -> int | None:
 
 def _retry_after(request: HttpRequest) -> int | None:
     """Count this request against both limits; seconds to wait when one is passed."""
-    now = time.time()
-    waits: list[int] = []
     per_ip = parse_rate(getattr(settings, "PRESCREEN_RATE_PER_IP", DEFAULT_RATE_PER_IP))
     per_session = parse_rate(
         getattr(settings, "PRESCREEN_RATE_PER_SESSION", DEFAULT_RATE_PER_SESSION)
     )
-    try:
+
+    def counted() -> Iterator[tuple[str, str, Rate]]:
         if per_ip is not None:
-            address = _address_key(client_ip(request))
-            wait = _count("ip", _hashed("ip", address), per_ip, now)
-            if wait is not None:
-                waits.append(wait)
+            yield "ip", _hashed("ip", _address_key(client_ip(request))), per_ip
         if per_session is not None:
             session_key = _session_key(request)
             if session_key is not None:
-                wait = _count("session", _hashed("session", session_key), per_session, now)
-                if wait is not None:
-                    waits.append(wait)
-    except Exception:  # noqa: BLE001 - a cache outage must not take the form down with it
-        logger.warning("pre-screening rate limit not checked: the cache is unavailable")
+                yield "session", _hashed("session", session_key), per_session
+
+    return _longest_wait(counted(), "pre-screening rate limit not checked")
+
+
+def _longest_wait(counted: Iterable[tuple[str, str, Rate]], unchecked: str) -> int | None:
+    """Count one request in each (name, identity, rate) window; the longest wait a passed
+    limit asks for, or None. A cache outage lets the request through, logged as
+    ``unchecked``: it must not take the form down with it."""
+    now = time.time()
+    waits: list[int] = []
+    try:
+        for name, identity, rate in counted:
+            wait = _count(name, identity, rate, now)
+            if wait is not None:
+                waits.append(wait)
+    except Exception:  # noqa: BLE001 - see the docstring
+        logger.warning("%s: the cache is unavailable", unchecked)
         return None
     return max(waits) if waits else None
 
@@ -320,8 +329,6 @@ def referral_retry_after(request: HttpRequest, contact_keys: Iterable[str]) -> i
     Every request that reaches this point counts, the ones found to repeat an earlier request
     too: that bounds how often anyone can ask whether some contact details were sent.
     """
-    now = time.time()
-    waits: list[int] = []
     per_ip = parse_rate(
         getattr(settings, "PRESCREEN_REFERRAL_RATE_PER_IP", DEFAULT_REFERRAL_RATE_PER_IP)
     )
@@ -336,15 +343,7 @@ def referral_retry_after(request: HttpRequest, contact_keys: Iterable[str]) -> i
         counted.extend(
             ("referral-contact", _hashed("contact", key), per_contact) for key in contact_keys
         )
-    try:
-        for name, identity, rate in counted:
-            wait = _count(name, identity, rate, now)
-            if wait is not None:
-                waits.append(wait)
-    except Exception:  # noqa: BLE001 - a cache outage must not take the form down with it
-        logger.warning("pre-screening referral limit not checked: the cache is unavailable")
-        return None
-    return max(waits) if waits else None
+    return _longest_wait(counted, "pre-screening referral limit not checked")
 
 
 def referral_refusal(retry_after: int) -> str:
