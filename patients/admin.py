@@ -435,10 +435,11 @@ class PatientAdmin(admin.ModelAdmin):
         if not change:
             obj.source = models.Source.ADMIN
         obj.updated_at = timezone.now()
-        located = {"postal_code", "city", "country"}
-        if not change or located & set(form.changed_data):
+        changed = set(form.changed_data)
+        moved = not change or bool({"postal_code", "city", "country"} & changed)
+        if moved:
             locate_patient(obj)
-        if not change or {*models.MATCHED_FIELDS, *located} & set(form.changed_data):
+        if moved or set(models.MATCHED_FIELDS) & changed:
             obj.facts_changed_at = obj.updated_at
         super().save_model(request, obj, form, change)
         if obj.facts_changed_at == obj.updated_at:
